@@ -1,0 +1,39 @@
+//! e^x over a slice; the vector algorithm and its accuracy are in `simd/exp.rs`.
+
+use crate::error::check_len;
+use crate::simd::{Simd, dispatch, map_in_place, map_into};
+use crate::{Error, Kernels};
+
+impl Kernels {
+    /// `out[i] = e^x[i]`, within 2 ulp of the correctly rounded result; NaN stays NaN,
+    /// e^+inf = +inf, e^-inf = 0, overflow gives +inf and underflow goes through the
+    /// subnormals to 0. `Err` if the lengths differ.
+    pub fn exp(&self, x: &[f32], out: &mut [f32]) -> Result<(), Error> {
+        check_len("out", x.len(), out.len())?;
+        dispatch!(self.backend, |s| map_into(s, x, out, |v| s.exp(v)));
+        Ok(())
+    }
+
+    /// `x[i] = e^x[i]`, as [`Kernels::exp`].
+    pub fn exp_in_place(&self, x: &mut [f32]) {
+        dispatch!(self.backend, |s| map_in_place(s, x, |v| s.exp(v)));
+    }
+}
+
+/// `out[i] = e^x[i]` on the best backend; see [`Kernels::exp`].
+///
+/// ```
+/// let mut y = [0.0f32; 3];
+/// mlp_kernels::exp(&[0.0, f32::NEG_INFINITY, 1.0], &mut y)?;
+/// assert_eq!(y[..2], [1.0, 0.0]);
+/// assert!((y[2] - core::f32::consts::E).abs() < 1e-6);
+/// # Ok::<(), mlp_kernels::Error>(())
+/// ```
+pub fn exp(x: &[f32], out: &mut [f32]) -> Result<(), Error> {
+    Kernels::detect().exp(x, out)
+}
+
+/// `x[i] = e^x[i]` on the best backend; see [`Kernels::exp`].
+pub fn exp_in_place(x: &mut [f32]) {
+    Kernels::detect().exp_in_place(x)
+}

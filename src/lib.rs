@@ -1,0 +1,72 @@
+//! Kernels to train and run small multilayer perceptrons with no operating system, no
+//! allocator and no framework: the world of one PyTorch lesson (a 784-200-200-10 MLP,
+//! ReLU, softmax cross-entropy through a stable log-sum-exp, SGD, Kaiming init),
+//! rebuilt on slices that the caller owns.
+//!
+//! * `#![no_std]` unless the `std` feature is on; nothing here allocates.
+//! * SIMD through a portable backend on `wide` and hand-written AVX2+FMA and AVX-512
+//!   backends, chosen at run time from `cpuid` (see [`Backend`]).
+//! * PyTorch's semantics: the same update rule as `torch.optim.SGD`, the same fan and
+//!   gain definitions as `torch.nn.init`, the same masking as `threshold_backward`.
+//!
+//! Every free function runs on the best backend of the CPU. To choose one (to compare
+//! them, or to pin results bit for bit), make a [`Kernels`] value:
+//!
+//! ```
+//! use mlp_kernels::{Backend, Kernels};
+//!
+//! let k = Kernels::new(Backend::Portable)?; // Err if the CPU lacks it
+//! let mut x = [-1.0f32, 0.5, 2.0];
+//! k.relu_in_place(&mut x);
+//! assert_eq!(x, [0.0, 0.5, 2.0]);
+//! # Ok::<(), mlp_kernels::Error>(())
+//! ```
+#![cfg_attr(not(feature = "std"), no_std)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![deny(missing_docs)]
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
+mod activation;
+mod error;
+mod exp;
+pub mod init;
+mod optim;
+mod simd;
+
+pub use activation::{relu, relu_backward, relu_backward_in_place, relu_in_place};
+pub use error::Error;
+pub use exp::{exp, exp_in_place};
+pub use optim::{Sgd, sgd_step};
+pub use simd::Backend;
+
+/// The kernels bound to one backend that this CPU supports.
+///
+/// Made by [`Kernels::new`] (checked) or [`Kernels::detect`] (the best). It is a plain
+/// `Copy` value, so threads can each use their own backend at the same time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Kernels {
+    backend: Backend,
+}
+
+impl Kernels {
+    /// Kernels on `backend`, or [`Error::UnsupportedBackend`] if the CPU lacks it.
+    pub fn new(backend: Backend) -> Result<Kernels, Error> {
+        Ok(Kernels { backend: backend.check()? })
+    }
+
+    /// Kernels on the best backend of this CPU ([`Backend::detect`]).
+    pub fn detect() -> Kernels {
+        Kernels { backend: Backend::detect() }
+    }
+
+    /// The backend these kernels run on.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+}
+
+impl Default for Kernels {
+    fn default() -> Kernels {
+        Kernels::detect()
+    }
+}

@@ -1,0 +1,174 @@
+//! The only place that knows about instruction sets.
+//!
+//! A kernel is written once, generic over [`Simd`], and marked `#[inline(always)]`.
+//! [`dispatch`] runs it inside a `#[target_feature]` function for the chosen backend,
+//! so the same source compiles to SSE2 (portable, through `wide`), AVX2+FMA or AVX-512.
+//!
+//! A backend value is a zero-sized token. Tokens for the x86 backends are only made
+//! after the CPU was checked, which is what makes their safe methods sound.
+
+mod dispatch;
+pub(crate) mod exp;
+mod portable;
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+
+pub use dispatch::Backend;
+pub(crate) use dispatch::dispatch;
+#[cfg(target_arch = "x86_64")]
+pub(crate) use dispatch::{run_avx2, run_avx512};
+pub(crate) use portable::Portable;
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) use avx2::Avx2;
+#[cfg(target_arch = "x86_64")]
+pub(crate) use avx512::Avx512;
+
+/// The widest vector any backend has, in f32 lanes; sizes the stack buffers of the
+/// partial loads and stores.
+pub(crate) const MAX_LANES: usize = 16;
+
+/// One instruction set, seen as vectors of `LANES` f32.
+///
+/// Comparisons return a lane mask `M`; `select(m, a, b)` takes `a` where `m` is set.
+/// `max` and `min` follow x86: when either lane is NaN the *second* operand is
+/// returned, which every backend reproduces so that results agree bit for bit.
+pub(crate) trait Simd: Copy {
+    /// f32 lanes in one vector.
+    const LANES: usize;
+    /// A vector of `LANES` f32.
+    type V: Copy;
+    /// A lane mask.
+    type M: Copy;
+
+    fn splat(self, x: f32) -> Self::V;
+    /// Loads the first `LANES` elements of `s`; `s` must hold at least that many.
+    fn load(self, s: &[f32]) -> Self::V;
+    /// Stores into the first `LANES` elements of `s`; `s` must hold at least that many.
+    fn store(self, s: &mut [f32], v: Self::V);
+    fn add(self, a: Self::V, b: Self::V) -> Self::V;
+    fn sub(self, a: Self::V, b: Self::V) -> Self::V;
+    fn mul(self, a: Self::V, b: Self::V) -> Self::V;
+    fn div(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `a * b + c`, fused where the backend has FMA, two roundings where it has not.
+    fn fma(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    fn max(self, a: Self::V, b: Self::V) -> Self::V;
+    fn min(self, a: Self::V, b: Self::V) -> Self::V;
+    fn lt(self, a: Self::V, b: Self::V) -> Self::M;
+    fn le(self, a: Self::V, b: Self::V) -> Self::M;
+    fn eq(self, a: Self::V, b: Self::V) -> Self::M;
+    /// Lanes that are NaN.
+    fn is_nan(self, a: Self::V) -> Self::M;
+    fn select(self, m: Self::M, a: Self::V, b: Self::V) -> Self::V;
+    /// Rounds to the nearest integer, ties to even.
+    fn round(self, a: Self::V) -> Self::V;
+    /// 2^n for lanes holding an integral `n` in `-126..=127`.
+    fn pow2i(self, n: Self::V) -> Self::V;
+    /// Sum of the lanes (a fixed pairwise tree per backend).
+    fn reduce_sum(self, a: Self::V) -> f32;
+    /// Maximum of the lanes. Whether a NaN lane shows through is unspecified: callers
+    /// that care find NaN another way (it poisons the sum that follows every max).
+    fn reduce_max(self, a: Self::V) -> f32;
+
+    /// e^x, see [`exp::exp`].
+    #[inline(always)]
+    fn exp(self, x: Self::V) -> Self::V {
+        exp::exp(self, x)
+    }
+
+    /// Loads `s.len() < LANES` elements, the other lanes set to `fill`.
+    #[inline(always)]
+    fn load_partial(self, s: &[f32], fill: f32) -> Self::V {
+        let mut buf = [fill; MAX_LANES];
+        let n = s.len().min(Self::LANES);
+        buf[..n].copy_from_slice(&s[..n]);
+        self.load(&buf)
+    }
+
+    /// Stores the first `s.len() < LANES` lanes of `v` into `s`.
+    #[inline(always)]
+    fn store_partial(self, s: &mut [f32], v: Self::V) {
+        let mut buf = [0.0f32; MAX_LANES];
+        self.store(&mut buf, v);
+        let n = s.len().min(Self::LANES);
+        s[..n].copy_from_slice(&buf[..n]);
+    }
+}
+
+/// Applies `f` lane-wise from `src` into `dst` (equal lengths), tails through a
+/// padded vector so that every element sees the same instructions.
+#[inline(always)]
+pub(crate) fn map_into<S: Simd>(s: S, src: &[f32], dst: &mut [f32], f: impl Fn(S::V) -> S::V) {
+    let n = src.len().min(dst.len());
+    let (src, dst) = (&src[..n], &mut dst[..n]);
+    let mut d = dst.chunks_exact_mut(S::LANES);
+    let mut c = src.chunks_exact(S::LANES);
+    for (x, y) in (&mut c).zip(&mut d) {
+        s.store(y, f(s.load(x)));
+    }
+    let (xt, yt) = (c.remainder(), d.into_remainder());
+    if !xt.is_empty() {
+        s.store_partial(yt, f(s.load_partial(xt, 0.0)));
+    }
+}
+
+/// Applies `f` lane-wise in place.
+#[inline(always)]
+pub(crate) fn map_in_place<S: Simd>(s: S, x: &mut [f32], f: impl Fn(S::V) -> S::V) {
+    let mut c = x.chunks_exact_mut(S::LANES);
+    for y in &mut c {
+        s.store(y, f(s.load(y)));
+    }
+    let t = c.into_remainder();
+    if !t.is_empty() {
+        s.store_partial(t, f(s.load_partial(t, 0.0)));
+    }
+}
+
+/// `dst[i] = f(a[i], b[i])` lane-wise, in place on `dst`, `a` as long as `dst`.
+#[inline(always)]
+pub(crate) fn zip_in_place<S: Simd>(
+    s: S,
+    a: &[f32],
+    dst: &mut [f32],
+    f: impl Fn(S::V, S::V) -> S::V,
+) {
+    let n = a.len().min(dst.len());
+    let (a, dst) = (&a[..n], &mut dst[..n]);
+    let mut d = dst.chunks_exact_mut(S::LANES);
+    let mut c = a.chunks_exact(S::LANES);
+    for (x, y) in (&mut c).zip(&mut d) {
+        s.store(y, f(s.load(x), s.load(y)));
+    }
+    let (xt, yt) = (c.remainder(), d.into_remainder());
+    if !xt.is_empty() {
+        let v = f(s.load_partial(xt, 0.0), s.load_partial(yt, 0.0));
+        s.store_partial(yt, v);
+    }
+}
+
+/// `out[i] = f(a[i], b[i])` lane-wise; the three slices as long as `out`.
+#[inline(always)]
+pub(crate) fn zip_into<S: Simd>(
+    s: S,
+    a: &[f32],
+    b: &[f32],
+    out: &mut [f32],
+    f: impl Fn(S::V, S::V) -> S::V,
+) {
+    let n = a.len().min(b.len()).min(out.len());
+    let (a, b, out) = (&a[..n], &b[..n], &mut out[..n]);
+    let mut o = out.chunks_exact_mut(S::LANES);
+    let mut ca = a.chunks_exact(S::LANES);
+    let mut cb = b.chunks_exact(S::LANES);
+    for ((x, y), z) in (&mut ca).zip(&mut cb).zip(&mut o) {
+        s.store(z, f(s.load(x), s.load(y)));
+    }
+    let (xt, yt, zt) = (ca.remainder(), cb.remainder(), o.into_remainder());
+    if !zt.is_empty() {
+        s.store_partial(zt, f(s.load_partial(xt, 0.0), s.load_partial(yt, 0.0)));
+    }
+}
