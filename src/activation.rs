@@ -42,14 +42,22 @@ impl Kernels {
     ) -> Result<(), Error> {
         check_len("grad_out", output.len(), grad_out.len())?;
         check_len("grad_in", output.len(), grad_in.len())?;
-        dispatch!(self.backend, |s| zip_into(s, output, grad_out, grad_in, |o, g| mask_v(s, o, g)));
+        dispatch!(self.backend, |s| zip_into(
+            s,
+            output,
+            grad_out,
+            grad_in,
+            |o, g| mask_v(s, o, g)
+        ));
         Ok(())
     }
 
     /// `grad[i] = 0` where `output[i] <= 0`, in place. `Err` if the lengths differ.
     pub fn relu_backward_in_place(&self, output: &[f32], grad: &mut [f32]) -> Result<(), Error> {
         check_len("grad", output.len(), grad.len())?;
-        dispatch!(self.backend, |s| zip_in_place(s, output, grad, |o, g| mask_v(s, o, g)));
+        dispatch!(self.backend, |s| zip_in_place(s, output, grad, |o, g| {
+            mask_v(s, o, g)
+        }));
         Ok(())
     }
 }

@@ -51,10 +51,21 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Error::ShapeMismatch { what, expected, found } => {
-                write!(f, "shape mismatch for `{what}`: expected {expected}, found {found}")
+            Error::ShapeMismatch {
+                what,
+                expected,
+                found,
+            } => {
+                write!(
+                    f,
+                    "shape mismatch for `{what}`: expected {expected}, found {found}"
+                )
             }
-            Error::ClassOutOfRange { row, class, classes } => write!(
+            Error::ClassOutOfRange {
+                row,
+                class,
+                classes,
+            } => write!(
                 f,
                 "class index {class} in row {row} is out of range for {classes} classes"
             ),
@@ -79,6 +90,10 @@ pub(crate) fn check_len(what: &'static str, expected: usize, found: usize) -> Re
     if expected == found {
         Ok(())
     } else {
-        Err(Error::ShapeMismatch { what, expected, found })
+        Err(Error::ShapeMismatch {
+            what,
+            expected,
+            found,
+        })
     }
 }

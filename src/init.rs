@@ -86,7 +86,10 @@ fn fans(w: &[f32], shape: [usize; 2]) -> Result<(f64, f64), Error> {
     })?;
     check_len("w", n, w.len())?;
     if n == 0 {
-        return Err(Error::InvalidParameter { name: "shape", reason: "fan of zero" });
+        return Err(Error::InvalidParameter {
+            name: "shape",
+            reason: "fan of zero",
+        });
     }
     Ok((inp as f64, out as f64))
 }

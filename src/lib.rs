@@ -26,6 +26,10 @@
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 mod activation;
 mod error;
 mod exp;
@@ -51,12 +55,16 @@ pub struct Kernels {
 impl Kernels {
     /// Kernels on `backend`, or [`Error::UnsupportedBackend`] if the CPU lacks it.
     pub fn new(backend: Backend) -> Result<Kernels, Error> {
-        Ok(Kernels { backend: backend.check()? })
+        Ok(Kernels {
+            backend: backend.check()?,
+        })
     }
 
     /// Kernels on the best backend of this CPU ([`Backend::detect`]).
     pub fn detect() -> Kernels {
-        Kernels { backend: Backend::detect() }
+        Kernels {
+            backend: Backend::detect(),
+        }
     }
 
     /// The backend these kernels run on.

@@ -43,7 +43,14 @@ pub struct Sgd {
 impl Sgd {
     /// Plain SGD with learning rate `lr`.
     pub fn new(lr: f32) -> Sgd {
-        Sgd { lr, momentum: 0.0, dampening: 0.0, weight_decay: 0.0, nesterov: false, maximize: false }
+        Sgd {
+            lr,
+            momentum: 0.0,
+            dampening: 0.0,
+            weight_decay: 0.0,
+            nesterov: false,
+            maximize: false,
+        }
     }
     /// Sets the momentum factor.
     pub fn with_momentum(self, momentum: f32) -> Sgd {
@@ -55,7 +62,10 @@ impl Sgd {
     }
     /// Sets the weight decay (L2 penalty).
     pub fn with_weight_decay(self, weight_decay: f32) -> Sgd {
-        Sgd { weight_decay, ..self }
+        Sgd {
+            weight_decay,
+            ..self
+        }
     }
     /// Turns Nesterov momentum on or off.
     pub fn with_nesterov(self, nesterov: bool) -> Sgd {
@@ -69,13 +79,13 @@ impl Sgd {
     /// The checks of `torch.optim.SGD.__init__`, and NaN refused everywhere.
     pub fn validate(&self) -> Result<(), Error> {
         let bad = |name, reason| Err(Error::InvalidParameter { name, reason });
-        if !(self.lr >= 0.0) {
+        if self.lr.is_nan() || self.lr < 0.0 {
             return bad("lr", "must be >= 0");
         }
-        if !(self.momentum >= 0.0) {
+        if self.momentum.is_nan() || self.momentum < 0.0 {
             return bad("momentum", "must be >= 0");
         }
-        if !(self.weight_decay >= 0.0) {
+        if self.weight_decay.is_nan() || self.weight_decay < 0.0 {
             return bad("weight_decay", "must be >= 0");
         }
         if self.dampening.is_nan() {
@@ -108,7 +118,14 @@ impl Kernels {
         if opt.momentum != 0.0 {
             check_len("momentum_buffer", param.len(), momentum_buffer.len())?;
         }
-        dispatch!(self.backend, |s| sgd_kernel(s, opt, param, grad, momentum_buffer, first_step));
+        dispatch!(self.backend, |s| sgd_kernel(
+            s,
+            opt,
+            param,
+            grad,
+            momentum_buffer,
+            first_step
+        ));
         Ok(())
     }
 }
@@ -129,7 +146,13 @@ fn sgd_kernel<S: Simd>(s: S, opt: &Sgd, p: &mut [f32], g: &[f32], b: &mut [f32],
     while i < n {
         let w = lanes.min(n - i);
         let full = w == lanes;
-        let ld = |x: &[f32]| if full { s.load(x) } else { s.load_partial(x, 0.0) };
+        let ld = |x: &[f32]| {
+            if full {
+                s.load(x)
+            } else {
+                s.load_partial(x, 0.0)
+            }
+        };
         let pv = ld(&p[i..i + w]);
         let mut gv = s.mul(ld(&g[i..i + w]), s.splat(sign));
         if opt.weight_decay != 0.0 {
@@ -137,13 +160,25 @@ fn sgd_kernel<S: Simd>(s: S, opt: &Sgd, p: &mut [f32], g: &[f32], b: &mut [f32],
         }
         if momentum {
             let bs = &mut b[i..i + w];
-            let bv = if first { gv } else { s.fma(mu, ld(bs), s.mul(damp, gv)) };
-            if full { s.store(bs, bv) } else { s.store_partial(bs, bv) }
+            let bv = if first {
+                gv
+            } else {
+                s.fma(mu, ld(bs), s.mul(damp, gv))
+            };
+            if full {
+                s.store(bs, bv)
+            } else {
+                s.store_partial(bs, bv)
+            }
             gv = if opt.nesterov { s.fma(mu, bv, gv) } else { bv };
         }
         let pv = s.fma(neg_lr, gv, pv);
         let ps = &mut p[i..i + w];
-        if full { s.store(ps, pv) } else { s.store_partial(ps, pv) }
+        if full {
+            s.store(ps, pv)
+        } else {
+            s.store_partial(ps, pv)
+        }
         i += w;
     }
 }

@@ -39,12 +39,24 @@ fn boundaries_within_two_ulp() {
     // The overflow and underflow thresholds, the smallest subnormal result, the range
     // reduction's half-way points and their neighbours.
     let mut xs = vec![
-        88.72283, 88.722_84, 88.722_83, -87.33655, -87.33654, -103.27893, -103.97208,
-        -103.972_09, -103.97207, -149.0 * core::f32::consts::LN_2,
+        88.72283,
+        88.722_84,
+        88.722_83,
+        -87.33655,
+        -87.33654,
+        -103.27893,
+        -103.97208,
+        -103.972_09,
+        -103.97207,
+        -149.0 * core::f32::consts::LN_2,
     ];
     for k in -150i32..=128 {
         let h = (k as f32 + 0.5) * core::f32::consts::LN_2;
-        xs.extend([h, f32::from_bits(h.to_bits() + 1), f32::from_bits(h.to_bits() - 1)]);
+        xs.extend([
+            h,
+            f32::from_bits(h.to_bits() + 1),
+            f32::from_bits(h.to_bits() - 1),
+        ]);
     }
     xs.retain(|x| x.is_finite());
     check(&xs);
@@ -81,19 +93,30 @@ fn check(xs: &[f32]) {
             }
         }
         eprintln!("{}: max {} ulp at x = {:e}", k.backend(), worst.0, worst.1);
-        assert!(worst.0 <= 2, "{}: {} ulp at x = {:e}", k.backend(), worst.0, worst.1);
+        assert!(
+            worst.0 <= 2,
+            "{}: {} ulp at x = {:e}",
+            k.backend(),
+            worst.0,
+            worst.1
+        );
     }
 }
 
 #[test]
 fn avx2_and_avx512_agree_bit_for_bit() {
-    let ks: Vec<_> = kernels().into_iter().filter(|k| k.backend().name() != "portable").collect();
+    let ks: Vec<_> = kernels()
+        .into_iter()
+        .filter(|k| k.backend().name() != "portable")
+        .collect();
     if ks.len() < 2 {
         eprintln!("fewer than two FMA backends on this machine; nothing to compare");
         return;
     }
     let mut rng = SplitMix(11);
-    let xs: Vec<f32> = (0..100_003).map(|_| rng.uniform(-105.0, 90.0) as f32).collect();
+    let xs: Vec<f32> = (0..100_003)
+        .map(|_| rng.uniform(-105.0, 90.0) as f32)
+        .collect();
     let mut a = vec![0.0; xs.len()];
     let mut b = vec![0.0; xs.len()];
     ks[0].exp(&xs, &mut a).unwrap();

@@ -60,7 +60,11 @@ impl Backend {
 
     /// `Ok(self)` if the CPU supports it, else [`Error::UnsupportedBackend`].
     pub fn check(self) -> Result<Backend, Error> {
-        if self.is_supported() { Ok(self) } else { Err(Error::UnsupportedBackend(self)) }
+        if self.is_supported() {
+            Ok(self)
+        } else {
+            Err(Error::UnsupportedBackend(self))
+        }
     }
 
     /// The lower-case name: `portable`, `avx2` or `avx512`.
@@ -125,7 +129,11 @@ fn query_cpu() -> u8 {
     // SAFETY: cpuid exists on every x86_64 CPU.
     #[allow(unused_unsafe)]
     let (max_leaf, l1) = unsafe { (__cpuid(0).eax, __cpuid(1)) };
-    let (fma, osxsave, avx) = (l1.ecx >> 12 & 1 == 1, l1.ecx >> 27 & 1 == 1, l1.ecx >> 28 & 1 == 1);
+    let (fma, osxsave, avx) = (
+        l1.ecx >> 12 & 1 == 1,
+        l1.ecx >> 27 & 1 == 1,
+        l1.ecx >> 28 & 1 == 1,
+    );
     if !(fma && osxsave && avx) || max_leaf < 7 {
         return 0;
     }

@@ -23,7 +23,7 @@ const P: [f32; 6] = [
     8.333_452e-3,
     4.166_579_6e-2,
     1.666_666_5e-1,
-    5.000_000_1e-1,
+    0.5,
 ];
 /// Below this e^x rounds to 0 even as a subnormal; above the other bound it is +inf.
 /// Clamping there keeps n in -150..=129 so that both halves of 2^n are normal.

@@ -36,6 +36,7 @@ pub(crate) const MAX_LANES: usize = 16;
 /// Comparisons return a lane mask `M`; `select(m, a, b)` takes `a` where `m` is set.
 /// `max` and `min` follow x86: when either lane is NaN the *second* operand is
 /// returned, which every backend reproduces so that results agree bit for bit.
+#[allow(dead_code)] // the full set serves every kernel family; not each uses all
 pub(crate) trait Simd: Copy {
     /// f32 lanes in one vector.
     const LANES: usize;

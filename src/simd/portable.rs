@@ -103,6 +103,8 @@ impl Simd for Portable {
     }
     #[inline(always)]
     fn reduce_max(self, a: f32x8) -> f32 {
-        a.to_array().into_iter().fold(f32::NEG_INFINITY, |m, x| if x > m { x } else { m })
+        a.to_array()
+            .into_iter()
+            .fold(f32::NEG_INFINITY, |m, x| if x > m { x } else { m })
     }
 }

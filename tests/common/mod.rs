@@ -6,7 +6,9 @@ use mlp_kernels::{Backend, Kernels};
 /// Every backend this machine supports, as kernels; prints their names once per test
 /// binary so that the test log shows what ran.
 pub fn kernels() -> Vec<Kernels> {
-    let ks: Vec<Kernels> = Backend::supported().filter_map(|b| Kernels::new(b).ok()).collect();
+    let ks: Vec<Kernels> = Backend::supported()
+        .filter_map(|b| Kernels::new(b).ok())
+        .collect();
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let names: Vec<&str> = ks.iter().map(|k| k.backend().name()).collect();
@@ -19,7 +21,11 @@ pub fn kernels() -> Vec<Kernels> {
 pub fn ulp_distance(a: f32, b: f32) -> u64 {
     let key = |x: f32| {
         let i = x.to_bits() as i32;
-        if i < 0 { i64::from(i32::MIN) - i64::from(i) } else { i64::from(i) }
+        if i < 0 {
+            i64::from(i32::MIN) - i64::from(i)
+        } else {
+            i64::from(i)
+        }
     };
     (key(a) - key(b)).unsigned_abs()
 }
