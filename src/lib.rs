@@ -33,6 +33,7 @@ pub struct ReadmeDoctests;
 mod activation;
 mod error;
 mod exp;
+mod gemm;
 pub mod init;
 mod optim;
 mod simd;
@@ -40,8 +41,10 @@ mod simd;
 pub use activation::{relu, relu_backward, relu_backward_in_place, relu_in_place};
 pub use error::Error;
 pub use exp::{exp, exp_in_place};
+pub use gemm::{MatMut, MatRef, gemm, gemm_workspace_len};
 pub use optim::{Sgd, sgd_step};
 pub use simd::Backend;
+
 
 /// The kernels bound to one backend that this CPU supports.
 ///

@@ -40,6 +40,16 @@ impl Simd for Avx2 {
         unsafe { _mm256_storeu_ps(s.as_mut_ptr(), v) }
     }
     #[inline(always)]
+    unsafe fn load_ptr(self, p: *const f32) -> __m256 {
+        // SAFETY: the caller guarantees 8 readable floats; the token, the CPU support.
+        unsafe { _mm256_loadu_ps(p) }
+    }
+    #[inline(always)]
+    unsafe fn store_ptr(self, p: *mut f32, v: __m256) {
+        // SAFETY: the caller guarantees 8 writable floats.
+        unsafe { _mm256_storeu_ps(p, v) }
+    }
+    #[inline(always)]
     fn add(self, a: __m256, b: __m256) -> __m256 {
         unsafe { _mm256_add_ps(a, b) }
     }

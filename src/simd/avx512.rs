@@ -54,6 +54,16 @@ impl Simd for Avx512 {
         unsafe { _mm512_mask_storeu_ps(s.as_mut_ptr(), m, v) }
     }
     #[inline(always)]
+    unsafe fn load_ptr(self, p: *const f32) -> __m512 {
+        // SAFETY: the caller guarantees 16 readable floats; the token, the CPU support.
+        unsafe { _mm512_loadu_ps(p) }
+    }
+    #[inline(always)]
+    unsafe fn store_ptr(self, p: *mut f32, v: __m512) {
+        // SAFETY: the caller guarantees 16 writable floats.
+        unsafe { _mm512_storeu_ps(p, v) }
+    }
+    #[inline(always)]
     fn add(self, a: __m512, b: __m512) -> __m512 {
         unsafe { _mm512_add_ps(a, b) }
     }

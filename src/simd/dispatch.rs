@@ -171,22 +171,28 @@ macro_rules! dispatch {
             #[cfg(target_arch = "x86_64")]
             $crate::simd::Backend::Avx512 => {
                 // SAFETY: the backend was checked as supported before it got here.
-                unsafe {
+                // The closure must inline into the target-feature function, or its
+                // intrinsics become calls; the body's own `unsafe` blocks nest here.
+                #[allow(unused_unsafe)]
+                let r = unsafe {
                     $crate::simd::run_avx512(
                         #[inline(always)]
-                        |$s| $body,
+                        |$s: $crate::simd::Avx512| $body,
                     )
-                }
+                };
+                r
             }
             #[cfg(target_arch = "x86_64")]
             $crate::simd::Backend::Avx2 => {
                 // SAFETY: as above.
-                unsafe {
+                #[allow(unused_unsafe)]
+                let r = unsafe {
                     $crate::simd::run_avx2(
                         #[inline(always)]
-                        |$s| $body,
+                        |$s: $crate::simd::Avx2| $body,
                     )
-                }
+                };
+                r
             }
             _ => {
                 let $s = $crate::simd::Portable;

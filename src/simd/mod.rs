@@ -50,6 +50,16 @@ pub(crate) trait Simd: Copy {
     fn load(self, s: &[f32]) -> Self::V;
     /// Stores into the first `LANES` elements of `s`; `s` must hold at least that many.
     fn store(self, s: &mut [f32], v: Self::V);
+    /// Loads `LANES` elements from `p`.
+    ///
+    /// # Safety
+    /// `p..p + LANES` must be readable.
+    unsafe fn load_ptr(self, p: *const f32) -> Self::V;
+    /// Stores `LANES` elements at `p`.
+    ///
+    /// # Safety
+    /// `p..p + LANES` must be writable.
+    unsafe fn store_ptr(self, p: *mut f32, v: Self::V);
     fn add(self, a: Self::V, b: Self::V) -> Self::V;
     fn sub(self, a: Self::V, b: Self::V) -> Self::V;
     fn mul(self, a: Self::V, b: Self::V) -> Self::V;

@@ -33,6 +33,17 @@ impl Simd for Portable {
         }
     }
     #[inline(always)]
+    unsafe fn load_ptr(self, p: *const f32) -> f32x8 {
+        // SAFETY: the caller guarantees 8 readable floats; f32x8 has no alignment
+        // need beyond what read_unaligned handles.
+        f32x8::new(unsafe { p.cast::<[f32; 8]>().read_unaligned() })
+    }
+    #[inline(always)]
+    unsafe fn store_ptr(self, p: *mut f32, v: f32x8) {
+        // SAFETY: the caller guarantees 8 writable floats.
+        unsafe { p.cast::<[f32; 8]>().write_unaligned(v.to_array()) }
+    }
+    #[inline(always)]
     fn add(self, a: f32x8, b: f32x8) -> f32x8 {
         a + b
     }

@@ -1,0 +1,195 @@
+//! Micro-kernels: an MR x NR tile of C = alpha * A * B + beta * C, with the tile held in
+//! registers over the whole depth kc. Written once over `Simd`; each backend fixes its
+//! MR and NV in [`GemmKernel`] (see `blocking.rs` for why those sizes).
+
+#[cfg(target_arch = "x86_64")]
+use crate::simd::{Avx2, Avx512};
+use crate::simd::{Portable, Simd};
+
+/// One tile's operands, as raw parts checked by the caller.
+#[derive(Clone, Copy)]
+pub(crate) struct Tile {
+    /// Depth.
+    pub kc: usize,
+    /// A at the tile's first row: element (i, p) at `a + i * ars + p * acs`.
+    pub a: *const f32,
+    pub ars: usize,
+    pub acs: usize,
+    /// Packed B micro-panel: element (p, j) at `b + p * brs + j`, zero-padded to NR.
+    pub b: *const f32,
+    pub brs: usize,
+    /// C at the tile's first element: (i, j) at `c + i * crs + j * ccs`.
+    pub c: *mut f32,
+    pub crs: usize,
+    pub ccs: usize,
+    /// Columns of C to write (<= NR).
+    pub cols: usize,
+    pub alpha: f32,
+    pub beta: f32,
+}
+
+/// A backend's register tile. `tile` computes and stores `rows` (<= MR) rows.
+pub(crate) trait GemmKernel: Simd {
+    /// Rows of the register tile.
+    const MR: usize;
+    /// Columns of the register tile (NV vectors).
+    const NR: usize;
+
+    /// # Safety
+    /// Every address of `t` the tile touches for `rows` rows, `t.kc` depth and
+    /// `t.cols` columns must be valid; the B panel must hold `t.kc * t.brs` floats.
+    unsafe fn tile(self, t: &Tile, rows: usize);
+}
+
+/// The body shared by the backends: full MR-row tiles with NV or 1 vectors, edge rows
+/// as 4-row and 1-row tiles.
+macro_rules! tile_body {
+    ($s:ident, $t:ident, $rows:ident, $mr:literal, $nv:literal) => {{
+        let one_vector = $t.cols <= Self::LANES;
+        // SAFETY (each call): the caller guarantees the addresses of `rows` rows.
+        unsafe {
+            if $rows == $mr {
+                if one_vector {
+                    run::<Self, $mr, 1>($s, $t)
+                } else {
+                    run::<Self, $mr, $nv>($s, $t)
+                }
+                return;
+            }
+            let mut t = *$t;
+            let mut left = $rows;
+            while left >= 4 {
+                if one_vector {
+                    run::<Self, 4, 1>($s, &t)
+                } else {
+                    run::<Self, 4, $nv>($s, &t)
+                }
+                t.a = t.a.add(4 * t.ars);
+                t.c = t.c.add(4 * t.crs);
+                left -= 4;
+            }
+            while left > 0 {
+                if one_vector {
+                    run::<Self, 1, 1>($s, &t)
+                } else {
+                    run::<Self, 1, $nv>($s, &t)
+                }
+                t.a = t.a.add(t.ars);
+                t.c = t.c.add(t.crs);
+                left -= 1;
+            }
+        }
+    }};
+}
+
+impl GemmKernel for Portable {
+    const MR: usize = 6;
+    const NR: usize = 8;
+    #[inline(always)]
+    unsafe fn tile(self, t: &Tile, rows: usize) {
+        tile_body!(self, t, rows, 6, 1)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl GemmKernel for Avx2 {
+    const MR: usize = 6;
+    const NR: usize = 16;
+    #[inline(always)]
+    unsafe fn tile(self, t: &Tile, rows: usize) {
+        tile_body!(self, t, rows, 6, 2)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl GemmKernel for Avx512 {
+    const MR: usize = 12;
+    const NR: usize = 32;
+    #[inline(always)]
+    unsafe fn tile(self, t: &Tile, rows: usize) {
+        tile_body!(self, t, rows, 12, 2)
+    }
+}
+
+/// Computes an MR x (NV vectors) tile over the depth and stores it.
+///
+/// # Safety
+/// As [`GemmKernel::tile`] for exactly MR rows.
+#[inline(always)]
+unsafe fn run<S: Simd, const MR: usize, const NV: usize>(s: S, t: &Tile) {
+    let zero = s.splat(0.0);
+    let mut acc = [[zero; NV]; MR];
+    let (mut a, mut b) = (t.a, t.b);
+    for _ in 0..t.kc {
+        // SAFETY: p < kc, so b + p * brs + NV * LANES <= the panel's end (the panel is
+        // NR >= NV * LANES wide), and a + i * ars + p * acs is an element of A.
+        unsafe {
+            let mut bv = [zero; NV];
+            for (v, x) in bv.iter_mut().enumerate() {
+                *x = s.load_ptr(b.add(v * S::LANES));
+            }
+            for (i, row) in acc.iter_mut().enumerate() {
+                let ai = s.splat(*a.add(i * t.ars));
+                for (r, x) in row.iter_mut().zip(bv) {
+                    *r = s.fma(ai, x, *r);
+                }
+            }
+            a = a.add(t.acs);
+            b = b.add(t.brs);
+        }
+    }
+    // SAFETY: the caller guarantees the MR rows and `cols` columns of C.
+    unsafe { store(s, &acc, t) }
+}
+
+/// C tile = alpha * acc + beta * C, never reading C when beta is 0.
+///
+/// # Safety
+/// As [`run`].
+#[inline(always)]
+unsafe fn store<S: Simd, const MR: usize, const NV: usize>(s: S, acc: &[[S::V; NV]; MR], t: &Tile) {
+    let (alpha, beta) = (s.splat(t.alpha), s.splat(t.beta));
+    let scale = |x: S::V| if t.alpha == 1.0 { x } else { s.mul(alpha, x) };
+    if t.ccs == 1 {
+        for (i, row) in acc.iter().enumerate() {
+            for (v, &x) in row.iter().enumerate() {
+                let j = v * S::LANES;
+                if j >= t.cols {
+                    break;
+                }
+                let w = (t.cols - j).min(S::LANES);
+                // SAFETY: row i < MR and columns j..j + w < cols are elements of C.
+                let c = unsafe { core::slice::from_raw_parts_mut(t.c.add(i * t.crs + j), w) };
+                let y = if t.beta == 0.0 {
+                    scale(x)
+                } else if w == S::LANES {
+                    s.fma(beta, s.load(c), scale(x))
+                } else {
+                    s.fma(beta, s.load_partial(c, 0.0), scale(x))
+                };
+                if w == S::LANES {
+                    s.store(c, y)
+                } else {
+                    s.store_partial(c, y)
+                }
+            }
+        }
+    } else {
+        let mut buf = [0.0f32; crate::simd::MAX_LANES];
+        for (i, row) in acc.iter().enumerate() {
+            for (v, &x) in row.iter().enumerate() {
+                let j = v * S::LANES;
+                if j >= t.cols {
+                    break;
+                }
+                s.store(&mut buf, x);
+                for (jj, &val) in buf.iter().enumerate().take((t.cols - j).min(S::LANES)) {
+                    // SAFETY: (i, j + jj) is an element of C.
+                    let c = unsafe { &mut *t.c.add(i * t.crs + (j + jj) * t.ccs) };
+                    let y = t.alpha * val;
+                    *c = if t.beta == 0.0 { y } else { t.beta * *c + y };
+                }
+            }
+        }
+    }
+}

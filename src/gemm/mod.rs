@@ -1,0 +1,542 @@
+//! C = alpha * op(A) * op(B) + beta * C on f32, cache-blocked after BLIS.
+//!
+//! The five loops around the micro-kernel (Van Zee & van de Geijn 2015):
+//!
+//! ```text
+//! for jc in 0..n step NC            B block: KC x NC, packed, lives in L3
+//!   for pc in 0..k step KC
+//!     pack_b(B[pc.., jc..])
+//!     for ic in 0..m step MC        A block: MC x KC, read in place, lives in L2
+//!       for jr in 0..nc step NR     B micro-panel: KC x NR, lives in L1
+//!         for ir in 0..mc step MR   register tile MR x NR of C
+//!           micro-kernel
+//! ```
+//!
+//! Operands are strided views ([`MatRef`], [`MatMut`]): a transpose is a view
+//! ([`MatRef::t`]), never a copy. Packing space comes from the caller
+//! ([`gemm_workspace_len`]). A column-major C is computed as C^T = B^T A^T so that the
+//! micro-kernel always stores along rows. One-row products (m = 1, or n = 1 with a
+//! column-major C) skip packing: they are matrix-vector products, memory-bound, and
+//! go to `gemv.rs`.
+
+mod blocking;
+mod gemv;
+mod kernel;
+mod pack;
+
+use blocking::{ALIGN_SLACK, KC, MC, MR_MAX, NC, NR_MAX};
+use kernel::{GemmKernel, Tile};
+
+use crate::simd::dispatch;
+use crate::{Error, Kernels};
+
+/// A read-only strided matrix view: element (i, j) is `data[i * row_stride + j * col_stride]`.
+///
+/// ```
+/// use mlp_kernels::MatRef;
+/// let w = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
+/// let a = MatRef::row_major(&w, 2, 3)?; // [[1, 2, 3], [4, 5, 6]]
+/// let at = a.t(); // 3 x 2, no copy
+/// assert_eq!((at.rows(), at.cols(), at.get(2, 1)), (3, 2, Some(6.0)));
+/// # Ok::<(), mlp_kernels::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct MatRef<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+}
+
+/// A mutable strided matrix view whose elements do not overlap.
+#[derive(Debug)]
+pub struct MatMut<'a> {
+    data: &'a mut [f32],
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+}
+
+/// The largest offset a view touches, or an error if it does not fit `len`.
+fn check_view(len: usize, rows: usize, cols: usize, rs: usize, cs: usize) -> Result<(), Error> {
+    if rows == 0 || cols == 0 {
+        return Ok(());
+    }
+    let last = (rows - 1)
+        .checked_mul(rs)
+        .and_then(|r| (cols - 1).checked_mul(cs).and_then(|c| r.checked_add(c)))
+        .ok_or(Error::InvalidParameter {
+            name: "strides",
+            reason: "offsets overflow usize",
+        })?;
+    if last < len {
+        Ok(())
+    } else {
+        Err(Error::ShapeMismatch {
+            what: "matrix data",
+            expected: last + 1,
+            found: len,
+        })
+    }
+}
+
+impl<'a> MatRef<'a> {
+    /// A view with explicit strides; `Err` if an element would fall outside `data`.
+    pub fn new(
+        data: &'a [f32],
+        rows: usize,
+        cols: usize,
+        row_stride: usize,
+        col_stride: usize,
+    ) -> Result<Self, Error> {
+        check_view(data.len(), rows, cols, row_stride, col_stride)?;
+        Ok(MatRef {
+            data,
+            rows,
+            cols,
+            rs: row_stride,
+            cs: col_stride,
+        })
+    }
+
+    /// A contiguous row-major view; `Err` unless `data.len() == rows * cols`.
+    pub fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Result<Self, Error> {
+        let n = rows.checked_mul(cols).ok_or(Error::InvalidParameter {
+            name: "shape",
+            reason: "rows * cols overflows",
+        })?;
+        crate::error::check_len("matrix data", n, data.len())?;
+        Ok(MatRef {
+            data,
+            rows,
+            cols,
+            rs: cols,
+            cs: 1,
+        })
+    }
+
+    /// The transpose, as a view.
+    pub fn t(self) -> MatRef<'a> {
+        MatRef {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+        }
+    }
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    /// Number of columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+    /// Element (i, j), or `None` outside the view.
+    pub fn get(&self, i: usize, j: usize) -> Option<f32> {
+        (i < self.rows && j < self.cols).then(|| self.data[i * self.rs + j * self.cs])
+    }
+    /// Columns `j0..j1` as a view (clamped to the matrix).
+    fn cols_range(self, j0: usize, j1: usize) -> MatRef<'a> {
+        let (j0, j1) = (j0.min(self.cols), j1.min(self.cols));
+        let off = if j0 < j1 && self.rows > 0 {
+            j0 * self.cs
+        } else {
+            0
+        };
+        MatRef {
+            data: &self.data[off..],
+            cols: j1 - j0,
+            ..self
+        }
+    }
+}
+
+impl<'a> MatMut<'a> {
+    /// A view with explicit strides; `Err` if an element would fall outside `data` or
+    /// two elements would share a place.
+    pub fn new(
+        data: &'a mut [f32],
+        rows: usize,
+        cols: usize,
+        row_stride: usize,
+        col_stride: usize,
+    ) -> Result<Self, Error> {
+        check_view(data.len(), rows, cols, row_stride, col_stride)?;
+        let distinct = rows <= 1 && (cols <= 1 || col_stride >= 1)
+            || cols <= 1 && row_stride >= 1
+            || col_stride >= 1 && row_stride >= cols * col_stride
+            || row_stride >= 1 && col_stride >= rows * row_stride;
+        if !distinct {
+            return Err(Error::InvalidParameter {
+                name: "strides",
+                reason: "elements of C would overlap",
+            });
+        }
+        Ok(MatMut {
+            data,
+            rows,
+            cols,
+            rs: row_stride,
+            cs: col_stride,
+        })
+    }
+
+    /// A contiguous row-major view; `Err` unless `data.len() == rows * cols`.
+    pub fn row_major(data: &'a mut [f32], rows: usize, cols: usize) -> Result<Self, Error> {
+        let n = rows.checked_mul(cols).ok_or(Error::InvalidParameter {
+            name: "shape",
+            reason: "rows * cols overflows",
+        })?;
+        crate::error::check_len("matrix data", n, data.len())?;
+        Ok(MatMut {
+            data,
+            rows,
+            cols,
+            rs: cols,
+            cs: 1,
+        })
+    }
+
+    /// The transpose, as a view.
+    pub fn t(self) -> MatMut<'a> {
+        MatMut {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+        }
+    }
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    /// Number of columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+    /// Element (i, j), or `None` outside the view.
+    pub fn get(&self, i: usize, j: usize) -> Option<f32> {
+        (i < self.rows && j < self.cols).then(|| self.data[i * self.rs + j * self.cs])
+    }
+    fn raw(&mut self) -> RawMat {
+        RawMat {
+            ptr: self.data.as_mut_ptr(),
+            rows: self.rows,
+            cols: self.cols,
+            rs: self.rs,
+            cs: self.cs,
+        }
+    }
+}
+
+/// C as raw parts, so that threads can each own a disjoint set of its columns.
+#[derive(Clone, Copy)]
+struct RawMat {
+    ptr: *mut f32,
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+}
+
+// SAFETY: a RawMat is only sent to a thread together with the exclusive right to the
+// columns it covers (see `gemm_threaded`), like a `&mut` to them.
+unsafe impl Send for RawMat {}
+
+impl RawMat {
+    fn t(self) -> RawMat {
+        RawMat {
+            ptr: self.ptr,
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+        }
+    }
+}
+
+/// The workspace, in f32, that [`gemm`] needs for an m x n x k product, on any backend.
+///
+/// ```
+/// assert!(mlp_kernels::gemm_workspace_len(200, 200, 784) <= 256 * (224 + 212) + 16);
+/// ```
+pub fn gemm_workspace_len(m: usize, n: usize, k: usize) -> usize {
+    if m == 0 || n == 0 || k == 0 {
+        return 0;
+    }
+    let kc = k.min(KC);
+    let one = |m: usize, n: usize| {
+        let b = n.min(NC).div_ceil(NR_MAX) * NR_MAX;
+        let a = m.min(MC).div_ceil(MR_MAX) * MR_MAX;
+        kc * (a + b)
+    };
+    one(m, n).max(one(n, m)) + 2 * ALIGN_SLACK
+}
+
+impl Kernels {
+    /// C = alpha * A * B + beta * C, where each operand is a strided view (pass
+    /// `a.t()` for A^T).
+    ///
+    /// BLAS rules: `beta == 0` never reads C (NaN in C does not leak); `k == 0` or
+    /// `alpha == 0` only scales C by beta; `m == 0` or `n == 0` does nothing.
+    /// `Err` if the shapes disagree or `workspace` is shorter than
+    /// [`gemm_workspace_len`]; nothing is written then.
+    ///
+    /// ```
+    /// use mlp_kernels::{Kernels, MatMut, MatRef, gemm_workspace_len};
+    /// let a = [1.0f32, 2.0, 3.0, 4.0]; // 2 x 2
+    /// let b = [1.0f32, 0.0, 0.0, 1.0, 1.0, 1.0]; // 2 x 3
+    /// let mut c = [0.0f32; 6];
+    /// let mut ws = vec![0.0; gemm_workspace_len(2, 3, 2)];
+    /// Kernels::detect().gemm(
+    ///     1.0,
+    ///     MatRef::row_major(&a, 2, 2)?,
+    ///     MatRef::row_major(&b, 2, 3)?,
+    ///     0.0,
+    ///     MatMut::row_major(&mut c, 2, 3)?,
+    ///     &mut ws,
+    /// )?;
+    /// assert_eq!(c, [1.0, 2.0, 3.0, 3.0, 4.0, 7.0]);
+    /// # Ok::<(), mlp_kernels::Error>(())
+    /// ```
+    pub fn gemm(
+        &self,
+        alpha: f32,
+        a: MatRef<'_>,
+        b: MatRef<'_>,
+        beta: f32,
+        mut c: MatMut<'_>,
+        workspace: &mut [f32],
+    ) -> Result<(), Error> {
+        check_shapes(&a, &b, &c)?;
+        let need = gemm_workspace_len(a.rows, b.cols, a.cols);
+        if workspace.len() < need {
+            return Err(Error::WorkspaceTooSmall {
+                needed: need,
+                found: workspace.len(),
+            });
+        }
+        let raw = c.raw();
+        // SAFETY: the views were checked against their slices, C's elements are
+        // distinct and exclusively borrowed, and the workspace is long enough.
+        unsafe { self.gemm_raw(alpha, a, b, beta, raw, workspace) };
+        Ok(())
+    }
+
+    /// [`Kernels::gemm`] on `threads` threads (0: as many as the machine has), each
+    /// computing a block of columns (or of rows, when C is narrow). The workspace
+    /// must be [`gemm_workspace_len`] times the number of threads used.
+    #[cfg(feature = "std")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+    #[allow(clippy::too_many_arguments)]
+    pub fn gemm_threaded(
+        &self,
+        threads: usize,
+        alpha: f32,
+        a: MatRef<'_>,
+        b: MatRef<'_>,
+        beta: f32,
+        mut c: MatMut<'_>,
+        workspace: &mut [f32],
+    ) -> Result<(), Error> {
+        check_shapes(&a, &b, &c)?;
+        let threads = if threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            threads
+        };
+        let (m, n, k) = (a.rows, b.cols, a.cols);
+        let per = gemm_workspace_len(m, n, k);
+        let need = per.saturating_mul(threads);
+        if workspace.len() < need {
+            return Err(Error::WorkspaceTooSmall {
+                needed: need,
+                found: workspace.len(),
+            });
+        }
+        let raw = c.raw();
+        // Split the wider of m and n, in multiples of the largest register tile.
+        let split_n = n >= m;
+        let (len, unit) = if split_n { (n, NR_MAX) } else { (m, MR_MAX) };
+        let parts = threads.min(len.div_ceil(unit)).max(1);
+        let step = len.div_ceil(parts).div_ceil(unit) * unit;
+        if parts == 1 {
+            // SAFETY: as in `gemm`.
+            unsafe { self.gemm_raw(alpha, a, b, beta, raw, workspace) };
+            return Ok(());
+        }
+        let k_ = *self;
+        std::thread::scope(|scope| {
+            for (t, ws) in workspace.chunks_mut(per).take(parts).enumerate() {
+                let (lo, hi) = (t * step, ((t + 1) * step).min(len));
+                if lo >= hi {
+                    continue;
+                }
+                let (a_t, b_t, c_t) = if split_n {
+                    let off = lo * raw.cs;
+                    let c_t = RawMat {
+                        ptr: raw.ptr.wrapping_add(off),
+                        cols: hi - lo,
+                        ..raw
+                    };
+                    (a, b.cols_range(lo, hi), c_t)
+                } else {
+                    let off = lo * raw.rs;
+                    let c_t = RawMat {
+                        ptr: raw.ptr.wrapping_add(off),
+                        rows: hi - lo,
+                        ..raw
+                    };
+                    (a.t().cols_range(lo, hi).t(), b, c_t)
+                };
+                // SAFETY: each thread gets a disjoint block of C's elements (columns
+                // or rows lo..hi; C's elements are distinct) and its own workspace.
+                scope.spawn(move || unsafe { k_.gemm_raw(alpha, a_t, b_t, beta, c_t, ws) });
+            }
+        });
+        Ok(())
+    }
+
+    /// # Safety
+    /// `c` must describe distinct, exclusively owned, valid elements; `a`, `b` and `c`
+    /// must agree in shape; `ws` must hold `gemm_workspace_len(m, n, k)` floats.
+    unsafe fn gemm_raw(
+        &self,
+        alpha: f32,
+        a: MatRef<'_>,
+        b: MatRef<'_>,
+        beta: f32,
+        c: RawMat,
+        ws: &mut [f32],
+    ) {
+        let (m, n, k) = (a.rows, b.cols, a.cols);
+        if m == 0 || n == 0 {
+            return;
+        }
+        if k == 0 || alpha == 0.0 {
+            // SAFETY: forwarded.
+            unsafe { scale_c(c, beta) };
+            return;
+        }
+        // Store along rows: a column-major C is computed as C^T = B^T A^T.
+        let (a, b, c) = if c.cs != 1 && (c.rs == 1 || c.cols == 1) {
+            (b.t(), a.t(), c.t())
+        } else {
+            (a, b, c)
+        };
+        // SAFETY (both): forwarded; the swap keeps every condition.
+        if c.rows == 1 && c.cs == 1 && gemv::applies(&a, &b) {
+            dispatch!(self.backend, |s| unsafe {
+                gemv::gemv(s, alpha, &a, &b, beta, c.ptr)
+            });
+        } else {
+            dispatch!(self.backend, |s| unsafe {
+                blocked(s, alpha, &a, &b, beta, c, ws)
+            });
+        }
+    }
+}
+
+fn check_shapes(a: &MatRef<'_>, b: &MatRef<'_>, c: &MatMut<'_>) -> Result<(), Error> {
+    crate::error::check_len("B rows (= A cols, k)", a.cols, b.rows)?;
+    crate::error::check_len("C rows (= A rows, m)", a.rows, c.rows)?;
+    crate::error::check_len("C cols (= B cols, n)", b.cols, c.cols)
+}
+
+/// C = beta * C, with beta = 0 writing zeros without reading.
+///
+/// # Safety
+/// As `gemm_raw`.
+unsafe fn scale_c(c: RawMat, beta: f32) {
+    for i in 0..c.rows {
+        for j in 0..c.cols {
+            // SAFETY: (i, j) is an element of C.
+            let x = unsafe { &mut *c.ptr.add(i * c.rs + j * c.cs) };
+            *x = if beta == 0.0 { 0.0 } else { beta * *x };
+        }
+    }
+}
+
+/// The five loops around the micro-kernel.
+///
+/// # Safety
+/// As `gemm_raw`.
+#[inline(always)]
+unsafe fn blocked<S: GemmKernel>(
+    s: S,
+    alpha: f32,
+    a: &MatRef<'_>,
+    b: &MatRef<'_>,
+    beta: f32,
+    c: RawMat,
+    ws: &mut [f32],
+) {
+    let (m, n, k) = (a.rows, b.cols, a.cols);
+    let (mr, nr) = (S::MR, S::NR);
+    // 64-byte alignment of the packed B keeps each vector load within a cache line.
+    let skip = ws.as_ptr().align_offset(64).min(ALIGN_SLACK);
+    let ws = &mut ws[skip..];
+    let b_len = k.min(KC) * n.min(NC).div_ceil(nr) * nr;
+    let (bpack, apack) = ws.split_at_mut(b_len);
+    let pack_a_needed = a.cs != 1 && a.rs != 1;
+    for jc in (0..n).step_by(NC) {
+        let nc = NC.min(n - jc);
+        for pc in (0..k).step_by(KC) {
+            let kc = KC.min(k - pc);
+            pack::pack_b(b, pc, kc, jc, nc, nr, bpack);
+            let beta = if pc == 0 { beta } else { 1.0 };
+            for ic in (0..m).step_by(MC) {
+                let mc = MC.min(m - ic);
+                if pack_a_needed {
+                    pack::pack_a(a, ic, mc, pc, kc, mr, apack);
+                }
+                for jr in (0..nc).step_by(nr) {
+                    let cols = nr.min(nc - jr);
+                    for ir in (0..mc).step_by(mr) {
+                        let rows = mr.min(mc - ir);
+                        let (ap, ars, acs) = if pack_a_needed {
+                            (apack[ir * kc..].as_ptr(), 1, mr)
+                        } else {
+                            (a.data[(ic + ir) * a.rs + pc * a.cs..].as_ptr(), a.rs, a.cs)
+                        };
+                        let t = Tile {
+                            kc,
+                            a: ap,
+                            ars,
+                            acs,
+                            b: bpack[jr * kc..].as_ptr(),
+                            brs: nr,
+                            // SAFETY: (ic + ir, jc + jr) is an element of C.
+                            c: unsafe { c.ptr.add((ic + ir) * c.rs + (jc + jr) * c.cs) },
+                            crs: c.rs,
+                            ccs: c.cs,
+                            cols,
+                            alpha,
+                            beta,
+                        };
+                        // SAFETY: A's rows ic+ir.. and depth pc..pc+kc are in the view,
+                        // the B panel holds kc x nr floats, C's tile is in C.
+                        unsafe { s.tile(&t, rows) };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// [`Kernels::gemm`] on the best backend of this CPU.
+pub fn gemm(
+    alpha: f32,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    beta: f32,
+    c: MatMut<'_>,
+    workspace: &mut [f32],
+) -> Result<(), Error> {
+    Kernels::detect().gemm(alpha, a, b, beta, c, workspace)
+}

@@ -1,0 +1,363 @@
+//! GEMM against a naive f64 product, over every transpose, every tail of every tile,
+//! padded strides, alpha and beta, on every backend.
+
+mod common;
+use common::{SplitMix, kernels};
+use mlp_kernels::{Error, Kernels, MatMut, MatRef, gemm_workspace_len};
+use proptest::prelude::*;
+
+/// A matrix stored with padding: row-major with `ld >= cols`, or column-major with
+/// `ld >= rows` when `trans`, so that the view has non-unit strides either way.
+struct Stored {
+    data: Vec<f32>,
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+}
+
+impl Stored {
+    fn new(rng: &mut SplitMix, rows: usize, cols: usize, trans: bool, pad: usize) -> Stored {
+        let (rs, cs, len) = if trans {
+            (1, rows + pad, (rows + pad) * cols.max(1))
+        } else {
+            (cols + pad, 1, (cols + pad) * rows.max(1))
+        };
+        let data = (0..len).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+        Stored {
+            data,
+            rows,
+            cols,
+            rs,
+            cs,
+        }
+    }
+    fn at(&self, i: usize, j: usize) -> f32 {
+        self.data[i * self.rs + j * self.cs]
+    }
+    fn view(&self) -> MatRef<'_> {
+        MatRef::new(&self.data, self.rows, self.cols, self.rs, self.cs).unwrap()
+    }
+}
+
+/// alpha * A B + beta * C in f64 with BLAS's beta = 0 rule, and the bound on the f32
+/// result: k * eps * sum |a||b| scaled, plus the beta term's rounding.
+fn reference(alpha: f32, a: &Stored, b: &Stored, beta: f32, c: &Stored) -> Vec<(f64, f64)> {
+    let mut out = Vec::new();
+    for i in 0..a.rows {
+        for j in 0..b.cols {
+            let (mut dot, mut mag) = (0.0f64, 0.0f64);
+            for p in 0..a.cols {
+                let t = a.at(i, p) as f64 * b.at(p, j) as f64;
+                dot += t;
+                mag += t.abs();
+            }
+            let old = if beta == 0.0 {
+                0.0
+            } else {
+                beta as f64 * c.at(i, j) as f64
+            };
+            let val = alpha as f64 * dot + old;
+            let bound = 2.0
+                * (a.cols as f64 + 2.0)
+                * f32::EPSILON as f64
+                * (alpha.abs() as f64 * mag + old.abs())
+                + 1e-30;
+            out.push((val, bound));
+        }
+    }
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check(
+    k: &Kernels,
+    m: usize,
+    n: usize,
+    kk: usize,
+    ta: bool,
+    tb: bool,
+    tc: bool,
+    pad: usize,
+    alpha: f32,
+    beta: f32,
+    seed: u64,
+) {
+    let mut rng = SplitMix(seed);
+    // Stored so that the view is op(X): transposed storage read through a view.
+    let a = Stored::new(&mut rng, m, kk, ta, pad);
+    let b = Stored::new(&mut rng, kk, n, tb, pad);
+    let mut c = Stored::new(&mut rng, m, n, tc, pad);
+    let want = reference(alpha, &a, &b, beta, &c);
+    let mut ws = vec![f32::NAN; gemm_workspace_len(m, n, kk)];
+    let (rs, cs) = (c.rs, c.cs);
+    let cv = MatMut::new(&mut c.data, m, n, rs, cs).unwrap();
+    k.gemm(alpha, a.view(), b.view(), beta, cv, &mut ws)
+        .unwrap();
+    for i in 0..m {
+        for j in 0..n {
+            let (v, bound) = want[i * n + j];
+            let got = c.at(i, j) as f64;
+            assert!(
+                (got - v).abs() <= bound,
+                "{} m{m} n{n} k{kk} ta{ta} tb{tb} tc{tc} pad{pad} alpha{alpha} beta{beta}: C[{i},{j}] = {got}, want {v} +- {bound}",
+                k.backend()
+            );
+        }
+    }
+    // Padding of C is untouched: compare with a fresh copy of the same seed.
+    let mut rng = SplitMix(seed);
+    let _ = Stored::new(&mut rng, m, kk, ta, pad);
+    let _ = Stored::new(&mut rng, kk, n, tb, pad);
+    let fresh = Stored::new(&mut rng, m, n, tc, pad);
+    for (idx, (x, y)) in c.data.iter().zip(&fresh.data).enumerate() {
+        let (i, j) = if tc {
+            (idx % c.cs, idx / c.cs)
+        } else {
+            (idx / c.rs, idx % c.rs)
+        };
+        if i >= m || j >= n {
+            assert_eq!(x.to_bits(), y.to_bits(), "padding at {idx} was written");
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 160, ..ProptestConfig::default() })]
+    #[test]
+    fn matches_f64_reference(
+        m in 1usize..70, n in 1usize..70, kk in 1usize..70,
+        ta: bool, tb: bool, tc: bool, pad in 0usize..3,
+        alpha in prop_oneof![Just(1.0f32), Just(-0.5f32), -2.0f32..2.0],
+        beta in prop_oneof![Just(0.0f32), Just(1.0f32), -2.0f32..2.0],
+        seed: u64,
+    ) {
+        for k in kernels() {
+            check(&k, m, n, kk, ta, tb, tc, pad, alpha, beta, seed);
+        }
+    }
+}
+
+#[test]
+fn every_tail_of_every_tile() {
+    // m and n across two full tiles of every backend and their tails, k across the
+    // unrolled steps.
+    for k in kernels() {
+        for m in [1, 2, 3, 4, 5, 6, 7, 11, 12, 13, 25] {
+            for n in [1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 65] {
+                check(
+                    &k,
+                    m,
+                    n,
+                    3,
+                    false,
+                    false,
+                    false,
+                    0,
+                    1.0,
+                    0.0,
+                    (m * 100 + n) as u64,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn large_shapes_cross_every_block() {
+    // Bigger than KC, MC and NR in each direction, with transposes.
+    for k in kernels() {
+        check(&k, 513, 257, 1031, false, false, false, 0, 1.0, 0.0, 1);
+        check(&k, 300, 70, 600, true, true, false, 1, 0.5, 2.0, 2);
+        check(&k, 1, 200, 784, false, false, false, 0, 1.0, 0.0, 3);
+        check(&k, 1, 200, 784, false, true, false, 0, 1.0, 1.0, 4);
+        check(&k, 200, 1, 784, false, false, true, 0, 1.0, 0.0, 5);
+    }
+}
+
+#[test]
+fn beta_zero_never_reads_c() {
+    for k in kernels() {
+        for (m, n, kk) in [(5, 7, 3), (1, 40, 9), (30, 33, 0), (20, 20, 300)] {
+            let a = vec![1.0f32; m * kk];
+            let b = vec![1.0f32; kk * n];
+            let mut c = vec![f32::NAN; m * n];
+            let mut ws = vec![0.0; gemm_workspace_len(m, n, kk)];
+            let cv = MatMut::row_major(&mut c, m, n).unwrap();
+            k.gemm(
+                1.0,
+                MatRef::row_major(&a, m, kk).unwrap(),
+                MatRef::row_major(&b, kk, n).unwrap(),
+                0.0,
+                cv,
+                &mut ws,
+            )
+            .unwrap();
+            assert!(
+                c.iter().all(|&x| x == kk as f32),
+                "{} {m}x{n}x{kk}",
+                k.backend()
+            );
+        }
+    }
+}
+
+#[test]
+fn alpha_zero_or_k_zero_only_scales_c() {
+    let k = Kernels::detect();
+    let a = [f32::NAN; 6];
+    let b = [f32::NAN; 6];
+    let mut c = [1.0f32, 2.0, 3.0, 4.0];
+    let mut ws = vec![0.0; gemm_workspace_len(2, 2, 3)];
+    let (av, bv) = (
+        MatRef::row_major(&a, 2, 3).unwrap(),
+        MatRef::row_major(&b, 3, 2).unwrap(),
+    );
+    k.gemm(
+        0.0,
+        av,
+        bv,
+        2.0,
+        MatMut::row_major(&mut c, 2, 2).unwrap(),
+        &mut ws,
+    )
+    .unwrap();
+    assert_eq!(c, [2.0, 4.0, 6.0, 8.0]);
+    let e: [f32; 0] = [];
+    let (av, bv) = (
+        MatRef::row_major(&e, 2, 0).unwrap(),
+        MatRef::row_major(&e, 0, 2).unwrap(),
+    );
+    k.gemm(
+        1.0,
+        av,
+        bv,
+        0.5,
+        MatMut::row_major(&mut c, 2, 2).unwrap(),
+        &mut ws,
+    )
+    .unwrap();
+    assert_eq!(c, [1.0, 2.0, 3.0, 4.0]);
+    // m = 0 or n = 0: nothing to do, nothing read.
+    let mut none: [f32; 0] = [];
+    let av = MatRef::row_major(&e, 0, 3).unwrap();
+    let bv = MatRef::row_major(&b, 3, 2).unwrap();
+    k.gemm(
+        1.0,
+        av,
+        bv,
+        1.0,
+        MatMut::row_major(&mut none, 0, 2).unwrap(),
+        &mut [],
+    )
+    .unwrap();
+}
+
+#[test]
+fn errors_before_any_write() {
+    let k = Kernels::detect();
+    let a = [1.0f32; 6];
+    let mut c = [7.0f32; 4];
+    let mut ws = vec![0.0; gemm_workspace_len(2, 2, 3)];
+    assert!(matches!(
+        MatRef::row_major(&a, 2, 4),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        MatRef::new(&a, 2, 3, 4, 1),
+        Err(Error::ShapeMismatch {
+            expected: 7,
+            found: 6,
+            ..
+        })
+    ));
+    assert!(MatRef::new(&a, usize::MAX, 2, usize::MAX, 1).is_err());
+    assert!(
+        matches!(
+            MatMut::new(&mut c, 2, 2, 1, 1),
+            Err(Error::InvalidParameter { .. })
+        ),
+        "overlapping C"
+    );
+    assert!(MatMut::new(&mut c, 2, 2, 0, 1).is_err());
+    let av = MatRef::row_major(&a, 2, 3).unwrap();
+    let bad_b = MatRef::row_major(&a, 2, 3).unwrap();
+    let r = k.gemm(
+        1.0,
+        av,
+        bad_b,
+        0.0,
+        MatMut::row_major(&mut c, 2, 2).unwrap(),
+        &mut ws,
+    );
+    assert!(matches!(r, Err(Error::ShapeMismatch { .. })));
+    let bv = MatRef::row_major(&a, 3, 2).unwrap();
+    let r = k.gemm(
+        1.0,
+        av,
+        bv,
+        0.0,
+        MatMut::row_major(&mut c, 2, 2).unwrap(),
+        &mut ws[..3],
+    );
+    assert!(matches!(r, Err(Error::WorkspaceTooSmall { .. })));
+    let mut c3 = [7.0f32; 6];
+    let r = k.gemm(
+        1.0,
+        av,
+        bv,
+        0.0,
+        MatMut::row_major(&mut c3, 3, 2).unwrap(),
+        &mut ws,
+    );
+    assert!(matches!(r, Err(Error::ShapeMismatch { .. })));
+    assert_eq!(c, [7.0; 4]);
+    assert_eq!(c3, [7.0; 6]);
+}
+
+#[test]
+fn threaded_matches_single_thread() {
+    let mut rng = SplitMix(9);
+    for (m, n, kk) in [(200, 784, 200), (300, 40, 50), (7, 5, 3), (64, 64, 64)] {
+        let a = Stored::new(&mut rng, m, kk, false, 0);
+        let b = Stored::new(&mut rng, kk, n, true, 0);
+        for k in kernels() {
+            let mut c1 = vec![0.0f32; m * n];
+            let mut c2 = vec![0.0f32; m * n];
+            let per = gemm_workspace_len(m, n, kk);
+            let mut ws = vec![0.0; per * 3];
+            k.gemm(
+                1.0,
+                a.view(),
+                b.view(),
+                0.0,
+                MatMut::row_major(&mut c1, m, n).unwrap(),
+                &mut ws,
+            )
+            .unwrap();
+            for threads in [2, 3] {
+                k.gemm_threaded(
+                    threads,
+                    1.0,
+                    a.view(),
+                    b.view(),
+                    0.0,
+                    MatMut::row_major(&mut c2, m, n).unwrap(),
+                    &mut ws,
+                )
+                .unwrap();
+                assert_eq!(c1, c2, "{} {m}x{n}x{kk} threads {threads}", k.backend());
+            }
+            let r = k.gemm_threaded(
+                2,
+                1.0,
+                a.view(),
+                b.view(),
+                0.0,
+                MatMut::row_major(&mut c2, m, n).unwrap(),
+                &mut ws[..per],
+            );
+            assert!(matches!(r, Err(Error::WorkspaceTooSmall { .. })));
+        }
+    }
+}
