@@ -35,6 +35,7 @@ mod error;
 mod exp;
 mod gemm;
 pub mod init;
+mod nn;
 mod optim;
 mod simd;
 
@@ -42,6 +43,7 @@ pub use activation::{relu, relu_backward, relu_backward_in_place, relu_in_place}
 pub use error::Error;
 pub use exp::{exp, exp_in_place};
 pub use gemm::{MatMut, MatRef, gemm, gemm_workspace_len};
+pub use nn::{Linear, LinearGrads};
 pub use optim::{Sgd, sgd_step};
 pub use simd::Backend;
 

@@ -1,0 +1,210 @@
+//! A fully connected layer in PyTorch's layout, built from [`Kernels::gemm`].
+//!
+//! With x (batch x in), W (out x in, as `torch.nn.Linear.weight`), b (out):
+//!
+//! ```text
+//! forward   y  = x W^T + b
+//! backward  dx = dy W,   dW = dy^T x,   db = sum over the batch of dy
+//! ```
+//!
+//! Transposes are views, so no operand is copied.
+
+use crate::error::check_len;
+use crate::simd::{Simd, dispatch, zip_in_place};
+use crate::{Error, Kernels, MatMut, MatRef, gemm_workspace_len};
+
+/// The shape of a linear layer and how many threads its products may use.
+///
+/// ```
+/// use mlp_kernels::{Kernels, Linear};
+/// let layer = Linear::new(3, 2);
+/// let w = [1.0f32, 0.0, 0.0, 0.0, 1.0, 1.0]; // 2 x 3
+/// let x = [1.0f32, 2.0, 3.0]; // batch of 1
+/// let mut y = [0.0f32; 2];
+/// let mut ws = vec![0.0; layer.workspace_len(1)];
+/// layer.forward(&Kernels::detect(), &x, &w, Some(&[0.5, -0.5]), &mut y, &mut ws)?;
+/// assert_eq!(y, [1.5, 4.5]);
+/// # Ok::<(), mlp_kernels::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Linear {
+    /// Inputs per sample.
+    pub in_features: usize,
+    /// Outputs per sample.
+    pub out_features: usize,
+    /// Threads for the products (1 without the `std` feature).
+    pub threads: usize,
+}
+
+/// Where [`Linear::backward`] writes.
+#[derive(Debug)]
+pub struct LinearGrads<'a> {
+    /// d(loss)/dW, out x in.
+    pub weight: &'a mut [f32],
+    /// d(loss)/db, out; skipped when `None`.
+    pub bias: Option<&'a mut [f32]>,
+    /// d(loss)/dx, batch x in; skipped when `None` (the first layer needs none).
+    pub input: Option<&'a mut [f32]>,
+    /// Add into `weight` and `bias` (as PyTorch accumulates `.grad`) instead of
+    /// overwriting them. `input` is always overwritten.
+    pub accumulate: bool,
+}
+
+impl Linear {
+    /// A single-threaded layer of the given shape.
+    pub fn new(in_features: usize, out_features: usize) -> Linear {
+        Linear {
+            in_features,
+            out_features,
+            threads: 1,
+        }
+    }
+
+    /// The same layer using `threads` threads for its products (`std` only).
+    pub fn with_threads(self, threads: usize) -> Linear {
+        Linear {
+            threads: threads.max(1),
+            ..self
+        }
+    }
+
+    /// Workspace, in f32, for forward and backward on `batch` samples.
+    pub fn workspace_len(&self, batch: usize) -> usize {
+        let (i, o) = (self.in_features, self.out_features);
+        let one = gemm_workspace_len(batch, o, i)
+            .max(gemm_workspace_len(batch, i, o))
+            .max(gemm_workspace_len(o, i, batch));
+        one.saturating_mul(self.threads_used())
+    }
+
+    fn threads_used(&self) -> usize {
+        if cfg!(feature = "std") {
+            self.threads.max(1)
+        } else {
+            1
+        }
+    }
+
+    fn batch(&self, x: &[f32]) -> Result<usize, Error> {
+        if self.in_features == 0 || self.out_features == 0 {
+            return Err(Error::InvalidParameter {
+                name: "features",
+                reason: "must be > 0",
+            });
+        }
+        if !x.len().is_multiple_of(self.in_features) {
+            let want = x.len().div_ceil(self.in_features) * self.in_features;
+            return Err(Error::ShapeMismatch {
+                what: "x (batch x in)",
+                expected: want,
+                found: x.len(),
+            });
+        }
+        Ok(x.len() / self.in_features)
+    }
+
+    /// y = x W^T + b for a batch of rows x; `b` may be `None`.
+    pub fn forward(
+        &self,
+        k: &Kernels,
+        x: &[f32],
+        weight: &[f32],
+        bias: Option<&[f32]>,
+        y: &mut [f32],
+        workspace: &mut [f32],
+    ) -> Result<(), Error> {
+        let (i, o) = (self.in_features, self.out_features);
+        let batch = self.batch(x)?;
+        let w = MatRef::row_major(weight, o, i)?;
+        check_len("y (batch x out)", batch * o, y.len())?;
+        let beta = match bias {
+            Some(b) => {
+                check_len("bias", o, b.len())?;
+                for row in y.chunks_exact_mut(o) {
+                    row.copy_from_slice(b);
+                }
+                1.0
+            }
+            None => 0.0,
+        };
+        self.gemm(
+            k,
+            MatRef::row_major(x, batch, i)?,
+            w.t(),
+            beta,
+            MatMut::row_major(y, batch, o)?,
+            workspace,
+        )
+    }
+
+    /// The gradients of the layer from dy (batch x out), for the input x it saw.
+    pub fn backward(
+        &self,
+        k: &Kernels,
+        x: &[f32],
+        weight: &[f32],
+        dy: &[f32],
+        grads: LinearGrads<'_>,
+        workspace: &mut [f32],
+    ) -> Result<(), Error> {
+        let (i, o) = (self.in_features, self.out_features);
+        let batch = self.batch(x)?;
+        check_len("dy (batch x out)", batch * o, dy.len())?;
+        let w = MatRef::row_major(weight, o, i)?;
+        let xv = MatRef::row_major(x, batch, i)?;
+        let dyv = MatRef::row_major(dy, batch, o)?;
+        check_len("grad weight", o * i, grads.weight.len())?;
+        if let Some(db) = grads.bias.as_deref() {
+            check_len("grad bias", o, db.len())?;
+        }
+        if let Some(dx) = grads.input.as_deref() {
+            check_len("grad input", batch * i, dx.len())?;
+        }
+        let need = self.workspace_len(batch);
+        if workspace.len() < need {
+            return Err(Error::WorkspaceTooSmall {
+                needed: need,
+                found: workspace.len(),
+            });
+        }
+        let beta = if grads.accumulate { 1.0 } else { 0.0 };
+        self.gemm(
+            k,
+            dyv.t(),
+            xv,
+            beta,
+            MatMut::row_major(grads.weight, o, i)?,
+            workspace,
+        )?;
+        if let Some(db) = grads.bias {
+            if !grads.accumulate {
+                db.fill(0.0);
+            }
+            dispatch!(k.backend(), |s| {
+                for row in dy.chunks_exact(o) {
+                    zip_in_place(s, row, db, |a, b| s.add(a, b));
+                }
+            });
+        }
+        if let Some(dx) = grads.input {
+            self.gemm(k, dyv, w, 0.0, MatMut::row_major(dx, batch, i)?, workspace)?;
+        }
+        Ok(())
+    }
+
+    fn gemm(
+        &self,
+        k: &Kernels,
+        a: MatRef<'_>,
+        b: MatRef<'_>,
+        beta: f32,
+        c: MatMut<'_>,
+        ws: &mut [f32],
+    ) -> Result<(), Error> {
+        #[cfg(feature = "std")]
+        if self.threads > 1 {
+            return k.gemm_threaded(self.threads, 1.0, a, b, beta, c, ws);
+        }
+        k.gemm(1.0, a, b, beta, c, ws)
+    }
+}
