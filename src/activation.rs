@@ -23,13 +23,24 @@ impl Kernels {
     /// `y[i] = max(0, x[i])`; `Err` if the lengths differ.
     pub fn relu(&self, x: &[f32], y: &mut [f32]) -> Result<(), Error> {
         check_len("y", x.len(), y.len())?;
-        dispatch!(self.backend, |s| map_into(s, x, y, |v| relu_v(s, v)));
+        dispatch!(self.backend, |s| map_into(
+            s,
+            x,
+            y,
+            #[inline(always)]
+            |v| relu_v(s, v)
+        ));
         Ok(())
     }
 
     /// `x[i] = max(0, x[i])`.
     pub fn relu_in_place(&self, x: &mut [f32]) {
-        dispatch!(self.backend, |s| map_in_place(s, x, |v| relu_v(s, v)));
+        dispatch!(self.backend, |s| map_in_place(
+            s,
+            x,
+            #[inline(always)]
+            |v| relu_v(s, v)
+        ));
     }
 
     /// `grad_in[i] = grad_out[i]` where `output[i] > 0`, else 0, with `output` the
@@ -47,6 +58,7 @@ impl Kernels {
             output,
             grad_out,
             grad_in,
+            #[inline(always)]
             |o, g| mask_v(s, o, g)
         ));
         Ok(())
@@ -55,9 +67,13 @@ impl Kernels {
     /// `grad[i] = 0` where `output[i] <= 0`, in place. `Err` if the lengths differ.
     pub fn relu_backward_in_place(&self, output: &[f32], grad: &mut [f32]) -> Result<(), Error> {
         check_len("grad", output.len(), grad.len())?;
-        dispatch!(self.backend, |s| zip_in_place(s, output, grad, |o, g| {
-            mask_v(s, o, g)
-        }));
+        dispatch!(self.backend, |s| zip_in_place(
+            s,
+            output,
+            grad,
+            #[inline(always)]
+            |o, g| { mask_v(s, o, g) }
+        ));
         Ok(())
     }
 }

@@ -10,13 +10,24 @@ impl Kernels {
     /// subnormals to 0. `Err` if the lengths differ.
     pub fn exp(&self, x: &[f32], out: &mut [f32]) -> Result<(), Error> {
         check_len("out", x.len(), out.len())?;
-        dispatch!(self.backend, |s| map_into(s, x, out, |v| s.exp(v)));
+        dispatch!(self.backend, |s| map_into(
+            s,
+            x,
+            out,
+            #[inline(always)]
+            |v| s.exp(v)
+        ));
         Ok(())
     }
 
     /// `x[i] = e^x[i]`, as [`Kernels::exp`].
     pub fn exp_in_place(&self, x: &mut [f32]) {
-        dispatch!(self.backend, |s| map_in_place(s, x, |v| s.exp(v)));
+        dispatch!(self.backend, |s| map_in_place(
+            s,
+            x,
+            #[inline(always)]
+            |v| s.exp(v)
+        ));
     }
 }
 

@@ -42,6 +42,8 @@ mod simd;
 pub use activation::{relu, relu_backward, relu_backward_in_place, relu_in_place};
 pub use error::Error;
 pub use exp::{exp, exp_in_place};
+#[cfg(feature = "std")]
+pub use gemm::prepare_threads;
 pub use gemm::{MatMut, MatRef, gemm, gemm_workspace_len};
 pub use nn::{Linear, LinearGrads};
 pub use optim::{Sgd, sgd_step};

@@ -182,7 +182,13 @@ impl Linear {
             }
             dispatch!(k.backend(), |s| {
                 for row in dy.chunks_exact(o) {
-                    zip_in_place(s, row, db, |a, b| s.add(a, b));
+                    zip_in_place(
+                        s,
+                        row,
+                        db,
+                        #[inline(always)]
+                        |a, b| s.add(a, b),
+                    );
                 }
             });
         }

@@ -39,6 +39,70 @@ pub(crate) trait GemmKernel: Simd {
     /// Every address of `t` the tile touches for `rows` rows, `t.kc` depth and
     /// `t.cols` columns must be valid; the B panel must hold `t.kc * t.brs` floats.
     unsafe fn tile(self, t: &Tile, rows: usize);
+
+    /// dst[q * dst_stride + r] = src[r * src_stride + q] for r, q < 8.
+    ///
+    /// # Safety
+    /// The 8 rows of 8 floats at `src` and at `dst` must be valid.
+    #[inline(always)]
+    unsafe fn transpose8(
+        self,
+        src: *const f32,
+        src_stride: usize,
+        dst: *mut f32,
+        dst_stride: usize,
+    ) {
+        for r in 0..8 {
+            for q in 0..8 {
+                // SAFETY: the caller guarantees both 8 x 8 blocks.
+                unsafe { *dst.add(q * dst_stride + r) = *src.add(r * src_stride + q) };
+            }
+        }
+    }
+}
+
+/// The 8 x 8 transpose in AVX registers: unpack pairs, shuffle quads, swap halves
+/// (the classic three-stage network; 24 shuffles for 64 floats).
+///
+/// # Safety
+/// AVX must be available, and the blocks valid as for [`GemmKernel::transpose8`].
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn transpose8_avx(src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
+    use core::arch::x86_64::*;
+    // SAFETY: the caller guarantees AVX and the addresses.
+    unsafe {
+        let r: [__m256; 8] = core::array::from_fn(|i| _mm256_loadu_ps(src.add(i * ss)));
+        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+        let u1 = _mm256_shuffle_ps::<0xee>(t0, t2);
+        let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+        let u3 = _mm256_shuffle_ps::<0xee>(t1, t3);
+        let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+        let u5 = _mm256_shuffle_ps::<0xee>(t4, t6);
+        let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+        let u7 = _mm256_shuffle_ps::<0xee>(t5, t7);
+        let o = [
+            _mm256_permute2f128_ps::<0x20>(u0, u4),
+            _mm256_permute2f128_ps::<0x20>(u1, u5),
+            _mm256_permute2f128_ps::<0x20>(u2, u6),
+            _mm256_permute2f128_ps::<0x20>(u3, u7),
+            _mm256_permute2f128_ps::<0x31>(u0, u4),
+            _mm256_permute2f128_ps::<0x31>(u1, u5),
+            _mm256_permute2f128_ps::<0x31>(u2, u6),
+            _mm256_permute2f128_ps::<0x31>(u3, u7),
+        ];
+        for (q, v) in o.iter().enumerate() {
+            _mm256_storeu_ps(dst.add(q * ds), *v);
+        }
+    }
 }
 
 /// The body shared by the backends: full MR-row tiles with NV or 1 vectors, edge rows
@@ -93,6 +157,11 @@ impl GemmKernel for Portable {
 
 #[cfg(target_arch = "x86_64")]
 impl GemmKernel for Avx2 {
+    #[inline(always)]
+    unsafe fn transpose8(self, src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
+        // SAFETY: the token proves AVX; the caller guarantees the blocks.
+        unsafe { transpose8_avx(src, ss, dst, ds) }
+    }
     const MR: usize = 6;
     const NR: usize = 16;
     #[inline(always)]
@@ -103,6 +172,11 @@ impl GemmKernel for Avx2 {
 
 #[cfg(target_arch = "x86_64")]
 impl GemmKernel for Avx512 {
+    #[inline(always)]
+    unsafe fn transpose8(self, src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
+        // SAFETY: the token proves AVX; the caller guarantees the blocks.
+        unsafe { transpose8_avx(src, ss, dst, ds) }
+    }
     const MR: usize = 12;
     const NR: usize = 32;
     #[inline(always)]

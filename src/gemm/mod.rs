@@ -23,6 +23,8 @@ mod blocking;
 mod gemv;
 mod kernel;
 mod pack;
+#[cfg(feature = "std")]
+mod pool;
 
 use blocking::{ALIGN_SLACK, KC, MC, MR_MAX, NC, NR_MAX};
 use kernel::{GemmKernel, Tile};
@@ -244,9 +246,32 @@ struct RawMat {
     cs: usize,
 }
 
-// SAFETY: a RawMat is only sent to a thread together with the exclusive right to the
-// columns it covers (see `gemm_threaded`), like a `&mut` to them.
-unsafe impl Send for RawMat {}
+/// C and the workspace as seen by the parts of a threaded product.
+#[cfg(feature = "std")]
+#[derive(Clone, Copy)]
+struct SendMat(RawMat);
+#[cfg(feature = "std")]
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: each part of `gemm_threaded` uses a disjoint block of C and of the workspace
+// (like a `&mut` to each), and the call returns only after every part is done.
+#[cfg(feature = "std")]
+unsafe impl Sync for SendMat {}
+// Methods, not field access: a closure then captures the whole Sync wrapper.
+#[cfg(feature = "std")]
+impl SendMat {
+    fn get(self) -> RawMat {
+        self.0
+    }
+}
+#[cfg(feature = "std")]
+impl SendPtr {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+#[cfg(feature = "std")]
+unsafe impl Sync for SendPtr {}
 
 impl RawMat {
     fn t(self) -> RawMat {
@@ -331,6 +356,9 @@ impl Kernels {
     /// [`Kernels::gemm`] on `threads` threads (0: as many as the machine has), each
     /// computing a block of columns (or of rows, when C is narrow). The workspace
     /// must be [`gemm_workspace_len`] times the number of threads used.
+    ///
+    /// The threads come from a pool started on first use and kept; after that a call
+    /// allocates nothing. [`prepare_threads`] starts them ahead of time.
     #[cfg(feature = "std")]
     #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
     #[allow(clippy::too_many_arguments)]
@@ -371,34 +399,38 @@ impl Kernels {
             return Ok(());
         }
         let k_ = *self;
-        std::thread::scope(|scope| {
-            for (t, ws) in workspace.chunks_mut(per).take(parts).enumerate() {
-                let (lo, hi) = (t * step, ((t + 1) * step).min(len));
-                if lo >= hi {
-                    continue;
-                }
-                let (a_t, b_t, c_t) = if split_n {
-                    let off = lo * raw.cs;
-                    let c_t = RawMat {
-                        ptr: raw.ptr.wrapping_add(off),
-                        cols: hi - lo,
-                        ..raw
-                    };
-                    (a, b.cols_range(lo, hi), c_t)
-                } else {
-                    let off = lo * raw.rs;
-                    let c_t = RawMat {
-                        ptr: raw.ptr.wrapping_add(off),
-                        rows: hi - lo,
-                        ..raw
-                    };
-                    (a.t().cols_range(lo, hi).t(), b, c_t)
-                };
-                // SAFETY: each thread gets a disjoint block of C's elements (columns
-                // or rows lo..hi; C's elements are distinct) and its own workspace.
-                scope.spawn(move || unsafe { k_.gemm_raw(alpha, a_t, b_t, beta, c_t, ws) });
+        let ws = SendPtr(workspace.as_mut_ptr());
+        let c_all = SendMat(raw);
+        let part = move |t: usize| {
+            let (lo, hi) = (t * step, ((t + 1) * step).min(len));
+            if lo >= hi {
+                return;
             }
-        });
+            let raw = c_all.get();
+            let (a_t, b_t, c_t) = if split_n {
+                let c_t = RawMat {
+                    ptr: raw.ptr.wrapping_add(lo * raw.cs),
+                    cols: hi - lo,
+                    ..raw
+                };
+                (a, b.cols_range(lo, hi), c_t)
+            } else {
+                let c_t = RawMat {
+                    ptr: raw.ptr.wrapping_add(lo * raw.rs),
+                    rows: hi - lo,
+                    ..raw
+                };
+                (a.t().cols_range(lo, hi).t(), b, c_t)
+            };
+            // SAFETY: each part owns a disjoint block of C's elements (columns or rows
+            // lo..hi; C's elements are distinct) and its own `per` floats of the
+            // workspace, which holds `per * parts`; the caller waits for every part.
+            unsafe {
+                let w = core::slice::from_raw_parts_mut(ws.get().add(t * per), per);
+                k_.gemm_raw(alpha, a_t, b_t, beta, c_t, w)
+            }
+        };
+        pool::run(parts, &part);
         Ok(())
     }
 
@@ -488,7 +520,7 @@ unsafe fn blocked<S: GemmKernel>(
         let nc = NC.min(n - jc);
         for pc in (0..k).step_by(KC) {
             let kc = KC.min(k - pc);
-            pack::pack_b(b, pc, kc, jc, nc, nr, bpack);
+            pack::pack_b(s, b, pc, kc, jc, nc, bpack);
             let beta = if pc == 0 { beta } else { 1.0 };
             for ic in (0..m).step_by(MC) {
                 let mc = MC.min(m - ic);
@@ -539,4 +571,13 @@ pub fn gemm(
     workspace: &mut [f32],
 ) -> Result<(), Error> {
     Kernels::detect().gemm(alpha, a, b, beta, c, workspace)
+}
+
+/// Starts the worker threads that [`Kernels::gemm_threaded`] uses for `threads`
+/// threads (the caller's own thread counts as one), so that no later call spawns or
+/// allocates. Idempotent.
+#[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+pub fn prepare_threads(threads: usize) {
+    pool::ensure_workers(threads.saturating_sub(1));
 }

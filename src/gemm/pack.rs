@@ -7,19 +7,30 @@
 //! into MR-row panels.
 
 use super::MatRef;
+use super::kernel::GemmKernel;
 
 /// Packs B[p0.., j0..] (kc x nc) into `dst`, panel after panel of `kc * nr` floats.
-pub(crate) fn pack_b(
+///
+/// B with unit column stride is copied row by row. B with unit row stride (B^T stored
+/// row-major, as the weight in x W^T) is transposed in 8 x 8 blocks by the backend's
+/// [`GemmKernel::transpose8`]; anything else is gathered element by element.
+#[inline(always)]
+pub(crate) fn pack_b<S: GemmKernel>(
+    s: S,
     b: &MatRef<'_>,
     p0: usize,
     kc: usize,
     j0: usize,
     nc: usize,
-    nr: usize,
     dst: &mut [f32],
 ) {
+    let nr = S::NR;
     for (jp, panel) in (0..nc).step_by(nr).zip(dst.chunks_exact_mut(kc * nr)) {
         let w = nr.min(nc - jp);
+        if b.rs == 1 && b.cs != 1 {
+            pack_b_transposed(s, b, p0, kc, j0 + jp, w, panel);
+            continue;
+        }
         for (p, out) in panel.chunks_exact_mut(nr).enumerate() {
             let (row, rest) = out.split_at_mut(w);
             if b.cs == 1 {
@@ -32,6 +43,56 @@ pub(crate) fn pack_b(
                 }
             }
             rest.fill(0.0);
+        }
+    }
+}
+
+/// One panel of B whose columns are contiguous: B(p, j) = data[j * cs + p].
+#[inline(always)]
+fn pack_b_transposed<S: GemmKernel>(
+    s: S,
+    b: &MatRef<'_>,
+    p0: usize,
+    kc: usize,
+    j0: usize,
+    w: usize,
+    panel: &mut [f32],
+) {
+    let nr = S::NR;
+    let (full_j, full_p) = (w / 8 * 8, kc / 8 * 8);
+    for jb in (0..full_j).step_by(8) {
+        for pb in (0..full_p).step_by(8) {
+            let src = &b.data[(j0 + jb) * b.cs + p0 + pb..];
+            // The block reads rows j0+jb..+8 at columns p0+pb..+8 of the stored B^T,
+            // all inside the view; it writes 8 rows of 8 inside the panel.
+            let last = 7 * b.cs + 8;
+            let out = &mut panel[pb * nr + jb..];
+            if src.len() >= last && out.len() >= 7 * nr + 8 {
+                // SAFETY: the two length checks above cover every address touched.
+                unsafe { s.transpose8(src.as_ptr(), b.cs, out.as_mut_ptr(), nr) };
+            } else {
+                // Unreachable for checked views; kept so that no block is ever skipped.
+                for q in 0..8 {
+                    for r in 0..8 {
+                        out[q * nr + r] = src[r * b.cs + q];
+                    }
+                }
+            }
+        }
+        for p in full_p..kc {
+            for j in jb..jb + 8 {
+                panel[p * nr + j] = b.data[(j0 + j) * b.cs + p0 + p];
+            }
+        }
+    }
+    for p in 0..kc {
+        let row = &mut panel[p * nr..(p + 1) * nr];
+        for (j, x) in row.iter_mut().enumerate().skip(full_j) {
+            *x = if j < w {
+                b.data[(j0 + j) * b.cs + p0 + p]
+            } else {
+                0.0
+            };
         }
     }
 }

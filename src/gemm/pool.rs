@@ -1,0 +1,154 @@
+//! A small pool of worker threads for [`Kernels::gemm_threaded`](crate::Kernels),
+//! started once and kept, so that a product split over threads neither spawns nor
+//! allocates. Workers spin briefly between jobs (a training step calls the GEMM
+//! several times in a row) and then sleep on a condition variable.
+//!
+//! A job is a `&dyn Fn(usize) + Sync` run for parts 0..n: the caller runs parts too
+//! and returns only when every part is finished, so the borrow the job carries
+//! outlives every use (the same contract as `std::thread::scope`).
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, OnceLock};
+use std::time::Duration;
+
+type Job = *const (dyn Fn(usize) + Sync);
+
+struct State {
+    /// Incremented for each job; a part is claimed only under the same generation.
+    generation: u64,
+    job: Option<Job>,
+    parts: usize,
+    next: usize,
+}
+
+// SAFETY: the job pointer is only dereferenced while the caller that set it waits for
+// the job to finish (see `run`), and the closure behind it is Sync.
+unsafe impl Send for State {}
+
+struct Pool {
+    state: Mutex<State>,
+    wake: Condvar,
+    /// The generation, readable without the lock, for spinning workers.
+    published: AtomicU64,
+    remaining: AtomicUsize,
+    workers: AtomicUsize,
+    spawn_lock: Mutex<()>,
+}
+
+fn pool() -> &'static Pool {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    POOL.get_or_init(|| Pool {
+        state: Mutex::new(State {
+            generation: 0,
+            job: None,
+            parts: 0,
+            next: 0,
+        }),
+        wake: Condvar::new(),
+        published: AtomicU64::new(0),
+        remaining: AtomicUsize::new(0),
+        workers: AtomicUsize::new(0),
+        spawn_lock: Mutex::new(()),
+    })
+}
+
+/// Makes sure at least `n` workers exist (they are never stopped). Only this allocates.
+pub(crate) fn ensure_workers(n: usize) {
+    let p = pool();
+    if p.workers.load(Ordering::Acquire) >= n {
+        return;
+    }
+    let _guard = p.spawn_lock.lock().unwrap_or_else(|e| e.into_inner());
+    while p.workers.load(Ordering::Acquire) < n {
+        let spawned = std::thread::Builder::new()
+            .name("mlp-kernels-gemm".into())
+            .spawn(move || worker(pool()));
+        if spawned.is_err() {
+            // No more threads to be had: the caller runs the remaining parts itself.
+            return;
+        }
+        p.workers.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// Claims the next part of job `generation`, or None when it has none left.
+fn claim(p: &Pool, generation: u64) -> Option<(Job, usize)> {
+    let mut s = p.state.lock().unwrap_or_else(|e| e.into_inner());
+    if s.generation != generation || s.next >= s.parts {
+        return None;
+    }
+    let i = s.next;
+    s.next += 1;
+    s.job.map(|j| (j, i))
+}
+
+fn run_parts(p: &Pool, generation: u64) {
+    while let Some((job, i)) = claim(p, generation) {
+        // SAFETY: the part was claimed under the job's generation, so its caller is
+        // still waiting in `run` and the closure is alive.
+        unsafe { (*job)(i) };
+        p.remaining.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn worker(p: &'static Pool) {
+    let mut seen = 0u64;
+    loop {
+        // Spin a little: the next product of a training step usually comes at once.
+        let mut spins = 0u32;
+        while p.published.load(Ordering::Acquire) == seen && spins < 20_000 {
+            std::hint::spin_loop();
+            spins += 1;
+        }
+        let generation = {
+            let mut s = p.state.lock().unwrap_or_else(|e| e.into_inner());
+            while s.generation == seen {
+                s = p
+                    .wake
+                    .wait_timeout(s, Duration::from_millis(100))
+                    .map(|r| r.0)
+                    .unwrap_or_else(|e| e.into_inner().0);
+            }
+            s.generation
+        };
+        seen = generation;
+        run_parts(p, generation);
+    }
+}
+
+/// Runs `f(0)`, ..., `f(parts - 1)` on the calling thread and the pool, and returns
+/// when all have finished.
+pub(crate) fn run(parts: usize, f: &(dyn Fn(usize) + Sync)) {
+    if parts <= 1 {
+        if parts == 1 {
+            f(0);
+        }
+        return;
+    }
+    ensure_workers(parts - 1);
+    let p = pool();
+    // One job at a time: a second caller waits here until the first has finished.
+    static JOB_LOCK: Mutex<()> = Mutex::new(());
+    let _one = JOB_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    // SAFETY (lifetime): the pointer is erased to 'static but only used until this
+    // function returns, which it does after every part has run.
+    let job: Job = unsafe {
+        core::mem::transmute::<&(dyn Fn(usize) + Sync), &'static (dyn Fn(usize) + Sync)>(f)
+    };
+    let generation = {
+        let mut s = p.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.generation += 1;
+        s.job = Some(job);
+        s.parts = parts;
+        s.next = 0;
+        p.remaining.store(parts, Ordering::Release);
+        p.published.store(s.generation, Ordering::Release);
+        s.generation
+    };
+    p.wake.notify_all();
+    run_parts(p, generation);
+    while p.remaining.load(Ordering::Acquire) != 0 {
+        std::hint::spin_loop();
+    }
+    p.state.lock().unwrap_or_else(|e| e.into_inner()).job = None;
+}
