@@ -108,25 +108,35 @@ unsafe fn transpose8_avx(src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
 /// The body shared by the backends: full MR-row tiles with NV or 1 vectors, edge rows
 /// as 4-row and 1-row tiles.
 macro_rules! tile_body {
-    ($s:ident, $t:ident, $rows:ident, $mr:literal, $nv:literal) => {{
-        let one_vector = $t.cols <= Self::LANES;
+    ($S:ty, $s:ident, $t:ident, $rows:ident, $mr:literal, $nv:literal) => {{
+        let one_vector = $t.cols <= <$S as Simd>::LANES;
         // SAFETY (each call): the caller guarantees the addresses of `rows` rows.
         unsafe {
             if $rows == $mr {
                 if one_vector {
-                    run::<Self, $mr, 1>($s, $t)
+                    run::<$S, $mr, 1>($s, $t)
                 } else {
-                    run::<Self, $mr, $nv>($s, $t)
+                    run::<$S, $mr, $nv>($s, $t)
                 }
                 return;
             }
             let mut t = *$t;
             let mut left = $rows;
+            if $mr > 8 && left >= 8 {
+                if one_vector {
+                    run::<$S, 8, 1>($s, &t)
+                } else {
+                    run::<$S, 8, $nv>($s, &t)
+                }
+                t.a = t.a.add(8 * t.ars);
+                t.c = t.c.add(8 * t.crs);
+                left -= 8;
+            }
             while left >= 4 {
                 if one_vector {
-                    run::<Self, 4, 1>($s, &t)
+                    run::<$S, 4, 1>($s, &t)
                 } else {
-                    run::<Self, 4, $nv>($s, &t)
+                    run::<$S, 4, $nv>($s, &t)
                 }
                 t.a = t.a.add(4 * t.ars);
                 t.c = t.c.add(4 * t.crs);
@@ -134,9 +144,9 @@ macro_rules! tile_body {
             }
             while left > 0 {
                 if one_vector {
-                    run::<Self, 1, 1>($s, &t)
+                    run::<$S, 1, 1>($s, &t)
                 } else {
-                    run::<Self, 1, $nv>($s, &t)
+                    run::<$S, 1, $nv>($s, &t)
                 }
                 t.a = t.a.add(t.ars);
                 t.c = t.c.add(t.crs);
@@ -151,7 +161,7 @@ impl GemmKernel for Portable {
     const NR: usize = 8;
     #[inline(always)]
     unsafe fn tile(self, t: &Tile, rows: usize) {
-        tile_body!(self, t, rows, 6, 1)
+        tile_body!(Self, self, t, rows, 6, 1)
     }
 }
 
@@ -166,7 +176,7 @@ impl GemmKernel for Avx2 {
     const NR: usize = 16;
     #[inline(always)]
     unsafe fn tile(self, t: &Tile, rows: usize) {
-        tile_body!(self, t, rows, 6, 2)
+        tile_body!(Self, self, t, rows, 6, 2)
     }
 }
 
@@ -181,7 +191,7 @@ impl GemmKernel for Avx512 {
     const NR: usize = 32;
     #[inline(always)]
     unsafe fn tile(self, t: &Tile, rows: usize) {
-        tile_body!(self, t, rows, 12, 2)
+        tile_body!(Self, self, t, rows, 12, 2)
     }
 }
 

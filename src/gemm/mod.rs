@@ -515,12 +515,28 @@ unsafe fn blocked<S: GemmKernel>(
     let ws = &mut ws[skip..];
     let b_len = k.min(KC) * n.min(NC).div_ceil(nr) * nr;
     let (bpack, apack) = ws.split_at_mut(b_len);
-    let pack_a_needed = a.cs != 1 && a.rs != 1;
+    // A is read in place when its rows are contiguous. A^T-like A (columns contiguous)
+    // is packed once enough B panels reuse it: in place, each step of depth would
+    // touch a new, partly used cache line.
+    let pack_a_needed = a.cs != 1 && (a.rs != 1 || n.min(NC) >= 4 * nr);
+    // B is packed when many row tiles reuse each panel: packed rows are aligned and
+    // contiguous, in place they straddle cache lines. With few row tiles the copy
+    // costs more than it saves, and contiguous rows are read in place, unless their
+    // stride is a multiple of 512 bytes (the rows of a micro-panel would then share a
+    // few L1 sets). A last, partial panel is always packed (zero-padded), so that no
+    // load leaves the matrix.
+    let b_in_place = b.cs == 1 && m <= 4 * mr && b.rs % 128 != 0;
     for jc in (0..n).step_by(NC) {
         let nc = NC.min(n - jc);
-        for pc in (0..k).step_by(KC) {
-            let kc = KC.min(k - pc);
-            pack::pack_b(s, b, pc, kc, jc, nc, bpack);
+        // Equal depth blocks (784 = 4 x 196, not 3 x 256 + 16): a thin last block
+        // would pay a full pass over C for little work.
+        let kc_step = k.div_ceil(k.div_ceil(KC));
+        for pc in (0..k).step_by(kc_step) {
+            let kc = kc_step.min(k - pc);
+            let full = if b_in_place { nc / nr * nr } else { 0 };
+            if full < nc {
+                pack::pack_b(s, b, pc, kc, jc + full, nc - full, bpack);
+            }
             let beta = if pc == 0 { beta } else { 1.0 };
             for ic in (0..m).step_by(MC) {
                 let mc = MC.min(m - ic);
@@ -529,6 +545,11 @@ unsafe fn blocked<S: GemmKernel>(
                 }
                 for jr in (0..nc).step_by(nr) {
                     let cols = nr.min(nc - jr);
+                    let (bp, brs) = if jr < full {
+                        (b.data[pc * b.rs + jc + jr..].as_ptr(), b.rs)
+                    } else {
+                        (bpack[(jr - full) * kc..].as_ptr(), nr)
+                    };
                     for ir in (0..mc).step_by(mr) {
                         let rows = mr.min(mc - ir);
                         let (ap, ars, acs) = if pack_a_needed {
@@ -541,8 +562,8 @@ unsafe fn blocked<S: GemmKernel>(
                             a: ap,
                             ars,
                             acs,
-                            b: bpack[jr * kc..].as_ptr(),
-                            brs: nr,
+                            b: bp,
+                            brs,
                             // SAFETY: (ic + ir, jc + jr) is an element of C.
                             c: unsafe { c.ptr.add((ic + ir) * c.rs + (jc + jr) * c.cs) },
                             crs: c.rs,
@@ -551,8 +572,9 @@ unsafe fn blocked<S: GemmKernel>(
                             alpha,
                             beta,
                         };
-                        // SAFETY: A's rows ic+ir.. and depth pc..pc+kc are in the view,
-                        // the B panel holds kc x nr floats, C's tile is in C.
+                        // SAFETY: A's rows ic+ir.. and depth pc..pc+kc are in the view;
+                        // the B panel, in place or packed, has kc rows of nr floats
+                        // at stride brs; C's tile is in C.
                         unsafe { s.tile(&t, rows) };
                     }
                 }

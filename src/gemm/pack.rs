@@ -112,9 +112,15 @@ pub(crate) fn pack_a(
         let h = mr.min(mc - ip);
         for (p, col) in panel.chunks_exact_mut(mr).enumerate() {
             let base = (i0 + ip) * a.rs + (p0 + p) * a.cs;
-            for (i, x) in col.iter_mut().enumerate() {
-                *x = if i < h { a.data[base + i * a.rs] } else { 0.0 };
+            let (head, tail) = col.split_at_mut(h);
+            if a.rs == 1 {
+                head.copy_from_slice(&a.data[base..base + h]);
+            } else {
+                for (i, x) in head.iter_mut().enumerate() {
+                    *x = a.data[base + i * a.rs];
+                }
             }
+            tail.fill(0.0);
         }
     }
 }
