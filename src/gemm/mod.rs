@@ -525,7 +525,7 @@ unsafe fn blocked<S: GemmKernel>(
     // stride is a multiple of 512 bytes (the rows of a micro-panel would then share a
     // few L1 sets). A last, partial panel is always packed (zero-padded), so that no
     // load leaves the matrix.
-    let b_in_place = b.cs == 1 && m <= 4 * mr && b.rs % 128 != 0;
+    let b_in_place = b.cs == 1 && m <= 4 * mr && !b.rs.is_multiple_of(128);
     for jc in (0..n).step_by(NC) {
         let nc = NC.min(n - jc);
         // Equal depth blocks (784 = 4 x 196, not 3 x 256 + 16): a thin last block
