@@ -9,6 +9,18 @@
 //! * PyTorch's semantics: the same update rule as `torch.optim.SGD`, the same fan and
 //!   gain definitions as `torch.nn.init`, the same masking as `threshold_backward`.
 //!
+//! | what | where |
+//! | --- | --- |
+//! | C = alpha op(A) op(B) + beta C, strided views, caller workspace | [`Kernels::gemm`], [`MatRef`], [`gemm_workspace_len`] |
+//! | the same on threads (`std`) | [`Kernels::gemm_threaded`], [`prepare_threads`] |
+//! | a linear layer in PyTorch's layout, forward and backward | [`Linear`] |
+//! | log-sum-exp, softmax, log-softmax per row | [`logsumexp`], [`softmax`], [`log_softmax`] |
+//! | cross-entropy with its gradient in one pass, nll, BCE, entropy, KL | [`Kernels::cross_entropy_with_grad`], [`nll_loss`], [`binary_cross_entropy_with_logits`], [`entropy`], [`kl_div`] |
+//! | ReLU and its gradient | [`relu`], [`relu_backward`] |
+//! | an SGD step with PyTorch's rule | [`Sgd`], [`sgd_step`] |
+//! | Kaiming and Xavier initialisers | [`init`] |
+//! | e^x within 2 ulp, exact specials | [`exp`] |
+//!
 //! Every free function runs on the best backend of the CPU. To choose one (to compare
 //! them, or to pin results bit for bit), make a [`Kernels`] value:
 //!
@@ -49,6 +61,13 @@ pub use nn::{Linear, LinearGrads};
 pub use optim::{Sgd, sgd_step};
 pub use simd::Backend;
 
+mod loss;
+pub use loss::{
+    BceWithLogits, CrossEntropy, KlReduction, Reduction, Target, binary_cross_entropy_with_logits,
+    binary_cross_entropy_with_logits_with_grad, cross_entropy, cross_entropy_with_grad,
+    distribution_cross_entropy, entropy, kl_div, log_softmax, log_softmax_in_place, logsumexp,
+    logsumexp_rows, nll_loss, softmax, softmax_in_place,
+};
 
 /// The kernels bound to one backend that this CPU supports.
 ///

@@ -1,0 +1,408 @@
+//! Softmax cross-entropy from logits, its fused gradient, and `nll_loss`.
+//!
+//! Definitions: `torch.nn.functional.cross_entropy` and `nll_loss` (PyTorch docs and
+//! `aten/src/ATen/native/LossNLL.cpp`). Every row i gets a target vector t (class
+//! index y: t_c = (1 - e) w_y [c = y] + e/C w_c; probabilities q: t_c = w_c ((1 - e)
+//! q_c + e/C), with e the label smoothing and w = 1 without weights), and
+//!
+//! ```text
+//! loss_i = sum_c t_c (lse(x_i) - x_ic) = T log s + sum_c t_c (m - x_ic)
+//! dloss_i/dx_ic = softmax(x_i)_c T - t_c,        T = sum_c t_c
+//! ```
+//!
+//! with m the row max and s = sum exp(x - m), so huge logits stay exact (see
+//! `softmax.rs`). Mean divides by the summed w_y of the rows not ignored (index
+//! targets) or by the row count (probabilities), as PyTorch does. Ignored rows get
+//! loss 0 and gradient exactly 0 without being read (PyTorch's gradient there is NaN
+//! if the row holds +inf or NaN: the one difference from it that the tests found).
+//!
+//! The fused kernel is in `fused.rs`.
+
+use super::fused::{Sums, ce_kernel};
+use super::rows_of;
+use crate::error::check_len;
+use crate::simd::dispatch;
+use crate::{Error, Kernels};
+
+/// How the per-row losses become the returned loss (PyTorch's `reduction`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Reduction {
+    /// No reduction: the per-row losses go to the caller's `losses` slice, and the
+    /// call returns their sum.
+    None,
+    /// The sum of the per-row losses.
+    Sum,
+    /// PyTorch's mean: the sum divided by the summed weight of the rows not ignored
+    /// (class-index targets), or by the number of rows (probability targets).
+    #[default]
+    Mean,
+}
+
+/// What a row of logits should predict.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Target<'a> {
+    /// One class index per row, in `0..classes` or the ignore index.
+    Indices(&'a [i64]),
+    /// One probability row per row of logits, as long as the logits (soft targets;
+    /// not checked to sum to 1, as in PyTorch).
+    Probabilities(&'a [f32]),
+}
+
+/// The options of `torch.nn.functional.cross_entropy` (and of [`nll_loss`]).
+///
+/// [`CrossEntropy::new`] gives PyTorch's defaults except `ignore_index`, which is
+/// `None` here (PyTorch's -100 is a value like any other: set it to use it).
+///
+/// ```
+/// use mlp_kernels::{CrossEntropy, Reduction};
+/// let w = [1.0f32, 2.0, 0.5];
+/// let opts = CrossEntropy::new()
+///     .with_weight(&w)
+///     .with_ignore_index(-100)
+///     .with_label_smoothing(0.1)
+///     .with_reduction(Reduction::Sum);
+/// assert_eq!(opts.ignore_index, Some(-100));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CrossEntropy<'a> {
+    /// A weight per class (`classes` long), or `None` for all 1.
+    pub weight: Option<&'a [f32]>,
+    /// Rows whose class index equals this get loss 0 and gradient 0 and do not count
+    /// in the mean. Not used with probability targets.
+    pub ignore_index: Option<i64>,
+    /// e in `[0, 1]`: the target becomes (1 - e) target + e / classes.
+    pub label_smoothing: f32,
+    /// How the per-row losses are reduced.
+    pub reduction: Reduction,
+}
+
+impl<'a> CrossEntropy<'a> {
+    /// Mean reduction, no weight, no ignore index, no label smoothing.
+    pub const fn new() -> CrossEntropy<'a> {
+        CrossEntropy {
+            weight: None,
+            ignore_index: None,
+            label_smoothing: 0.0,
+            reduction: Reduction::Mean,
+        }
+    }
+    /// Sets the per-class weights.
+    pub const fn with_weight(self, weight: &'a [f32]) -> CrossEntropy<'a> {
+        CrossEntropy {
+            weight: Some(weight),
+            ..self
+        }
+    }
+    /// Sets the ignored class index.
+    pub const fn with_ignore_index(self, index: i64) -> CrossEntropy<'a> {
+        CrossEntropy {
+            ignore_index: Some(index),
+            ..self
+        }
+    }
+    /// Sets the label smoothing (checked to be in `[0, 1]` by every call).
+    pub const fn with_label_smoothing(self, label_smoothing: f32) -> CrossEntropy<'a> {
+        CrossEntropy {
+            label_smoothing,
+            ..self
+        }
+    }
+    /// Sets the reduction.
+    pub const fn with_reduction(self, reduction: Reduction) -> CrossEntropy<'a> {
+        CrossEntropy { reduction, ..self }
+    }
+}
+
+impl Default for CrossEntropy<'_> {
+    fn default() -> Self {
+        CrossEntropy::new()
+    }
+}
+
+/// A call's checked shape and its reduction's divisor.
+struct Plan {
+    /// What the summed row losses are divided by (1 unless the reduction is Mean).
+    divisor: f64,
+}
+
+/// Every check of a cross-entropy or nll call, before anything is written.
+fn plan(
+    len: usize,
+    classes: usize,
+    target: Target,
+    opts: &CrossEntropy,
+    losses: usize,
+    grad: Option<usize>,
+) -> Result<Plan, Error> {
+    if classes == 0 {
+        return Err(Error::InvalidParameter {
+            name: "classes",
+            reason: "must be > 0",
+        });
+    }
+    let e = opts.label_smoothing;
+    if !(0.0..=1.0).contains(&e) {
+        return Err(Error::InvalidParameter {
+            name: "label_smoothing",
+            reason: "must be in [0, 1]",
+        });
+    }
+    let rows = rows_of("logits", len, classes)?;
+    if let Some(w) = opts.weight {
+        check_len("weight", classes, w.len())?;
+    }
+    let divisor = match target {
+        Target::Indices(t) => {
+            check_len("target", rows, t.len())?;
+            // The mean's divisor needs every row's class anyway: scan the targets once
+            // (no logits involved), which also finds bad indices before any write.
+            let mut w_sum = 0.0f64;
+            for (row, &c) in t.iter().enumerate() {
+                if Some(c) == opts.ignore_index {
+                    continue;
+                }
+                let Some(wc) = class_weight(opts.weight, c, classes) else {
+                    return Err(Error::ClassOutOfRange {
+                        row,
+                        class: c,
+                        classes,
+                    });
+                };
+                w_sum += f64::from(wc);
+            }
+            w_sum
+        }
+        Target::Probabilities(q) => {
+            check_len("target", len, q.len())?;
+            rows as f64
+        }
+    };
+    if opts.reduction == Reduction::None || losses != 0 {
+        check_len("losses", rows, losses)?;
+    }
+    if let Some(g) = grad {
+        check_len("grad", len, g)?;
+    }
+    let divisor = if opts.reduction == Reduction::Mean {
+        divisor
+    } else {
+        1.0
+    };
+    Ok(Plan { divisor })
+}
+
+/// The weight of class `c`, or `None` if `c` is not in `0..classes`.
+#[inline(always)]
+pub(super) fn class_weight(weight: Option<&[f32]>, c: i64, classes: usize) -> Option<f32> {
+    let c = usize::try_from(c).ok().filter(|&c| c < classes)?;
+    match weight {
+        Some(w) => w.get(c).copied(),
+        None => Some(1.0),
+    }
+}
+
+impl Kernels {
+    /// Softmax cross-entropy of the `[rows, classes]` logits against `target`, as
+    /// `torch.nn.functional.cross_entropy(logits, target, weight, ignore_index=...,
+    /// reduction=..., label_smoothing=...)`; returns the reduced loss.
+    ///
+    /// `losses` receives the per-row (weighted, unreduced) losses: it must be `rows`
+    /// long with [`Reduction::None`] and may otherwise be empty or `rows` long. Ignored
+    /// rows have loss 0. With `Reduction::None` the call returns the sum.
+    ///
+    /// Special values as PyTorch: finite logits of any magnitude give a finite loss;
+    /// a row holding +inf or NaN, or all -inf, gives NaN; a target class at -inf
+    /// gives +inf. An empty batch's mean is NaN (0 / 0), as is a mean whose weights
+    /// sum to 0.
+    ///
+    /// `Err` before anything is written: `classes` is 0 or does not divide the
+    /// logits, `label_smoothing` is not in `[0, 1]`, a class index is neither in
+    /// `0..classes` nor the ignore index ([`Error::ClassOutOfRange`] with its row),
+    /// or a slice has the wrong length.
+    pub fn cross_entropy(
+        &self,
+        logits: &[f32],
+        classes: usize,
+        target: Target,
+        opts: &CrossEntropy,
+        losses: &mut [f32],
+    ) -> Result<f32, Error> {
+        let p = plan(logits.len(), classes, target, opts, losses.len(), None)?;
+        let total = dispatch!(self.backend, |s| {
+            ce_kernel::<_, false>(s, logits, classes, target, opts, 1.0, losses, &mut [])
+        });
+        Ok(total.reduce(opts, p.divisor))
+    }
+
+    /// [`Kernels::cross_entropy`] and its gradient in one pass over the logits:
+    /// `grad` (as long as `logits`) receives d(loss)/d(logits) for the chosen
+    /// reduction, that is per row (softmax(x) T - t) times 1 (Sum), 1 / divisor
+    /// (Mean) or 1 with each row the gradient of its own loss (None), where t is the
+    /// smoothed, weighted target and T its sum. Ignored rows get gradient 0.
+    ///
+    /// ```
+    /// use mlp_kernels::{CrossEntropy, Kernels, Target};
+    /// let k = Kernels::detect();
+    /// let logits = [2.0f32, 1.0, 0.1, 0.5, 2.5, 0.3];
+    /// let mut grad = [0.0f32; 6];
+    /// let loss = k.cross_entropy_with_grad(
+    ///     &logits, 3, Target::Indices(&[0, 1]), &CrossEntropy::new(), &mut [], &mut grad,
+    /// )?;
+    /// assert!((loss - 0.3185).abs() < 1e-4);
+    /// assert!(grad.chunks(3).all(|g| g.iter().sum::<f32>().abs() < 1e-6));
+    /// # Ok::<(), mlp_kernels::Error>(())
+    /// ```
+    pub fn cross_entropy_with_grad(
+        &self,
+        logits: &[f32],
+        classes: usize,
+        target: Target,
+        opts: &CrossEntropy,
+        losses: &mut [f32],
+        grad: &mut [f32],
+    ) -> Result<f32, Error> {
+        let p = plan(
+            logits.len(),
+            classes,
+            target,
+            opts,
+            losses.len(),
+            Some(grad.len()),
+        )?;
+        let scale = (1.0 / p.divisor) as f32;
+        let total = dispatch!(self.backend, |s| {
+            ce_kernel::<_, true>(s, logits, classes, target, opts, scale, losses, grad)
+        });
+        Ok(total.reduce(opts, p.divisor))
+    }
+
+    /// The negative log-likelihood of class-index targets given the `[rows, classes]`
+    /// log-probabilities, as `torch.nn.functional.nll_loss` with the same `weight`,
+    /// `ignore_index` and `reduction`: row loss `-w_y log_probs[y]`. A nonzero
+    /// `label_smoothing` (which `nll_loss` lacks) adds cross-entropy's smoothing term,
+    /// so that `nll_loss(log_softmax(x))` equals [`Kernels::cross_entropy`] of `x`
+    /// for every option. Same `losses` contract and errors as `cross_entropy`.
+    pub fn nll_loss(
+        &self,
+        log_probs: &[f32],
+        classes: usize,
+        target: &[i64],
+        opts: &CrossEntropy,
+        losses: &mut [f32],
+    ) -> Result<f32, Error> {
+        let p = plan(
+            log_probs.len(),
+            classes,
+            Target::Indices(target),
+            opts,
+            losses.len(),
+            None,
+        )?;
+        let e = opts.label_smoothing;
+        let k = f64::from(e) / classes as f64;
+        let mut total = Sums::default();
+        for (r, (lp, &c)) in log_probs.chunks_exact(classes).zip(target).enumerate() {
+            let mut loss = 0.0f32;
+            if Some(c) != opts.ignore_index {
+                let wy = class_weight(opts.weight, c, classes).unwrap_or(f32::NAN);
+                let lpy = usize::try_from(c).ok().and_then(|c| lp.get(c)).copied();
+                // PyTorch's (1 - e) nll + e/C smooth, nll formed in f32 as PyTorch does.
+                let nll = wy * -lpy.unwrap_or(f32::NAN);
+                total.nll += f64::from(nll);
+                loss = (1.0 - e) * nll;
+                if e != 0.0 {
+                    let smooth: f64 = match opts.weight {
+                        Some(w) => lp
+                            .iter()
+                            .zip(w)
+                            .map(|(&l, &w)| f64::from(w) * f64::from(l))
+                            .sum(),
+                        None => lp.iter().map(|&l| f64::from(l)).sum(),
+                    };
+                    let smooth = (-k * smooth) as f32;
+                    total.rest += f64::from(smooth);
+                    loss += smooth;
+                }
+            }
+            if let Some(l) = losses.get_mut(r) {
+                *l = loss;
+            }
+            total.rows += f64::from(loss);
+        }
+        Ok(total.reduce(opts, p.divisor))
+    }
+}
+
+/// [`Kernels::cross_entropy`] on the best backend.
+///
+/// ```
+/// use mlp_kernels::{CrossEntropy, Reduction, Target, cross_entropy};
+/// let logits = [0.0f32, 0.0, 1e30, 0.0];
+/// let mut rows = [0.0f32; 2];
+/// let opts = CrossEntropy::new().with_reduction(Reduction::None);
+/// let sum = cross_entropy(&logits, 2, Target::Indices(&[1, 0]), &opts, &mut rows)?;
+/// assert_eq!(rows, [core::f32::consts::LN_2, 0.0]);
+/// assert_eq!(sum, core::f32::consts::LN_2);
+/// // A class index out of range is an error, with its row.
+/// let bad = cross_entropy(&logits, 2, Target::Indices(&[0, 2]), &opts, &mut rows);
+/// assert!(matches!(bad, Err(mlp_kernels::Error::ClassOutOfRange { row: 1, .. })));
+/// # Ok::<(), mlp_kernels::Error>(())
+/// ```
+pub fn cross_entropy(
+    logits: &[f32],
+    classes: usize,
+    target: Target,
+    opts: &CrossEntropy,
+    losses: &mut [f32],
+) -> Result<f32, Error> {
+    Kernels::detect().cross_entropy(logits, classes, target, opts, losses)
+}
+
+/// [`Kernels::cross_entropy_with_grad`] on the best backend.
+///
+/// ```
+/// use mlp_kernels::{CrossEntropy, Target, cross_entropy_with_grad};
+/// // Soft targets with label smoothing: grad = (softmax - smoothed target) / rows.
+/// let logits = [0.0f32, 0.0];
+/// let q = [1.0f32, 0.0];
+/// let opts = CrossEntropy::new().with_label_smoothing(0.2);
+/// let mut g = [0.0f32; 2];
+/// cross_entropy_with_grad(&logits, 2, Target::Probabilities(&q), &opts, &mut [], &mut g)?;
+/// assert!((g[0] + 0.4).abs() < 1e-6 && (g[1] - 0.4).abs() < 1e-6);
+/// # Ok::<(), mlp_kernels::Error>(())
+/// ```
+pub fn cross_entropy_with_grad(
+    logits: &[f32],
+    classes: usize,
+    target: Target,
+    opts: &CrossEntropy,
+    losses: &mut [f32],
+    grad: &mut [f32],
+) -> Result<f32, Error> {
+    Kernels::detect().cross_entropy_with_grad(logits, classes, target, opts, losses, grad)
+}
+
+/// [`Kernels::nll_loss`]: the manual route softmax, log, nll_loss gives the fused
+/// loss.
+///
+/// ```
+/// use mlp_kernels::{CrossEntropy, Target, cross_entropy, nll_loss, softmax};
+/// let x = [1.0f32, 2.0, 0.5, -1.0, 0.0, 3.0];
+/// let mut p = [0.0f32; 6];
+/// softmax(&x, 3, &mut p)?;
+/// let logp: Vec<f32> = p.iter().map(|v| v.ln()).collect();
+/// let opts = CrossEntropy::new();
+/// let manual = nll_loss(&logp, 3, &[1, 2], &opts, &mut [])?;
+/// let fused = cross_entropy(&x, 3, Target::Indices(&[1, 2]), &opts, &mut [])?;
+/// assert!((manual - fused).abs() < 1e-6);
+/// # Ok::<(), mlp_kernels::Error>(())
+/// ```
+pub fn nll_loss(
+    log_probs: &[f32],
+    classes: usize,
+    target: &[i64],
+    opts: &CrossEntropy,
+    losses: &mut [f32],
+) -> Result<f32, Error> {
+    Kernels::detect().nll_loss(log_probs, classes, target, opts, losses)
+}
