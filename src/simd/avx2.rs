@@ -40,6 +40,32 @@ impl Simd for Avx2 {
         unsafe { _mm256_storeu_ps(s.as_mut_ptr(), v) }
     }
     #[inline(always)]
+    fn load_partial(self, s: &[f32], fill: f32) -> __m256 {
+        let n = s.len().min(8) as i32;
+        // SAFETY: the mask enables lanes 0..n only, and maskload does not touch the
+        // memory of disabled lanes, so only s[..n] is read.
+        unsafe {
+            let m = _mm256_cmpgt_epi32(
+                _mm256_set1_epi32(n),
+                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+            );
+            let v = _mm256_maskload_ps(s.as_ptr(), m);
+            _mm256_blendv_ps(_mm256_set1_ps(fill), v, _mm256_castsi256_ps(m))
+        }
+    }
+    #[inline(always)]
+    fn store_partial(self, s: &mut [f32], v: __m256) {
+        let n = s.len().min(8) as i32;
+        // SAFETY: as above, only s[..n] is written.
+        unsafe {
+            let m = _mm256_cmpgt_epi32(
+                _mm256_set1_epi32(n),
+                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+            );
+            _mm256_maskstore_ps(s.as_mut_ptr(), m, v)
+        }
+    }
+    #[inline(always)]
     unsafe fn load_ptr(self, p: *const f32) -> __m256 {
         // SAFETY: the caller guarantees 8 readable floats; the token, the CPU support.
         unsafe { _mm256_loadu_ps(p) }
