@@ -1,0 +1,331 @@
+//! The lesson's network and its training step, shared by the example and its tests.
+
+use std::path::PathBuf;
+
+use mlp_kernels::init::{FanMode, Nonlinearity, kaiming_normal};
+use mlp_kernels::{CrossEntropy, Kernels, Linear, LinearGrads, Reduction, Sgd, Target};
+
+use crate::idx;
+
+pub const SIZES: [usize; 4] = [784, 200, 200, 10];
+const NAMES: [(&str, &str); 3] = [("w1", "b1"), ("w2", "b2"), ("w3", "b3")];
+
+/// Parameters, gradients and momentum buffers of the three layers.
+pub struct Net {
+    pub layers: [Linear; 3],
+    pub w: [Vec<f32>; 3],
+    pub b: [Vec<f32>; 3],
+    pub gw: [Vec<f32>; 3],
+    pub gb: [Vec<f32>; 3],
+    pub mw: [Vec<f32>; 3],
+    pub mb: [Vec<f32>; 3],
+}
+
+impl Net {
+    pub fn new<R: rand::Rng + ?Sized>(
+        threads: usize,
+        rng: &mut R,
+    ) -> Result<Net, mlp_kernels::Error> {
+        let layers: [Linear; 3] =
+            std::array::from_fn(|l| Linear::new(SIZES[l], SIZES[l + 1]).with_threads(threads));
+        let zeros = |f: &dyn Fn(&Linear) -> usize| -> [Vec<f32>; 3] {
+            std::array::from_fn(|l| vec![0.0; f(&layers[l])])
+        };
+        let mut net = Net {
+            w: zeros(&|l| l.in_features * l.out_features),
+            b: zeros(&|l| l.out_features),
+            gw: zeros(&|l| l.in_features * l.out_features),
+            gb: zeros(&|l| l.out_features),
+            mw: zeros(&|l| l.in_features * l.out_features),
+            mb: zeros(&|l| l.out_features),
+            layers,
+        };
+        for (w, l) in net.w.iter_mut().zip(&net.layers) {
+            kaiming_normal(
+                w,
+                [l.out_features, l.in_features],
+                FanMode::FanIn,
+                Nonlinearity::KaimingDefault,
+                rng,
+            )?;
+        }
+        Ok(net)
+    }
+
+    pub fn load(&mut self, path: &PathBuf) -> Result<(), String> {
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let st = safetensors::SafeTensors::deserialize(&bytes)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        for (l, (wn, bn)) in NAMES.iter().enumerate() {
+            let layer = self.layers[l];
+            for (name, shape, dst) in [
+                (
+                    wn,
+                    vec![layer.out_features, layer.in_features],
+                    &mut self.w[l],
+                ),
+                (bn, vec![layer.out_features], &mut self.b[l]),
+            ] {
+                let t = st
+                    .tensor(name)
+                    .map_err(|e| format!("{}: tensor {name}: {e}", path.display()))?;
+                if t.dtype() != safetensors::Dtype::F32 || t.shape() != shape.as_slice() {
+                    return Err(format!(
+                        "{}: tensor {name} is {:?} {:?}, expected F32 {shape:?}",
+                        path.display(),
+                        t.dtype(),
+                        t.shape()
+                    ));
+                }
+                for (x, c) in dst.iter_mut().zip(t.data().chunks_exact(4)) {
+                    *x = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn save(&self, path: &PathBuf) -> Result<(), String> {
+        let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = NAMES
+            .iter()
+            .enumerate()
+            .flat_map(|(l, (wn, bn))| {
+                let ly = self.layers[l];
+                let le = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+                [
+                    (
+                        wn.to_string(),
+                        vec![ly.out_features, ly.in_features],
+                        le(&self.w[l]),
+                    ),
+                    (bn.to_string(), vec![ly.out_features], le(&self.b[l])),
+                ]
+            })
+            .collect();
+        let views = bytes
+            .iter()
+            .map(|(n, s, d)| {
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d)
+                    .map(|v| (n.clone(), v))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        let out = safetensors::serialize(views, None).map_err(|e| e.to_string())?;
+        std::fs::write(path, out).map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
+/// Activations and their gradients for one batch of at most `cap` rows.
+pub struct Buffers {
+    pub x: Vec<f32>,
+    pub y: Vec<i64>,
+    pub h: [Vec<f32>; 3],
+    pub dh: [Vec<f32>; 3],
+    pub ws: Vec<f32>,
+}
+
+impl Buffers {
+    pub fn new(cap: usize, net: &Net) -> Buffers {
+        let ws = net
+            .layers
+            .iter()
+            .map(|l| l.workspace_len(cap))
+            .max()
+            .unwrap_or(0);
+        Buffers {
+            x: vec![0.0; cap * SIZES[0]],
+            y: vec![0; cap],
+            h: std::array::from_fn(|l| vec![0.0; cap * SIZES[l + 1]]),
+            dh: std::array::from_fn(|l| vec![0.0; cap * SIZES[l + 1]]),
+            ws: vec![0.0; ws],
+        }
+    }
+}
+
+/// Forward pass for the first `n` rows of `buf.x`; the logits end up in `buf.h[2]`.
+pub fn forward(
+    k: &Kernels,
+    net: &Net,
+    buf: &mut Buffers,
+    n: usize,
+    relu_logits: bool,
+) -> Result<(), mlp_kernels::Error> {
+    for l in 0..3 {
+        let (prev, rest) = buf.h.split_at_mut(l);
+        let input: &[f32] = if l == 0 {
+            &buf.x[..n * SIZES[0]]
+        } else {
+            &prev[l - 1][..n * SIZES[l]]
+        };
+        let out = &mut rest[0][..n * SIZES[l + 1]];
+        net.layers[l].forward(k, input, &net.w[l], Some(&net.b[l]), out, &mut buf.ws)?;
+        if l < 2 || relu_logits {
+            k.relu_in_place(out);
+        }
+    }
+    Ok(())
+}
+
+/// The optimiser and whether ReLU follows the logits (the original lesson's slip).
+pub struct Step {
+    pub opt: Sgd,
+    pub relu_logits: bool,
+}
+
+/// The lesson's input scaling, (x / 255 - 0.1307) / 0.3081, for each grey level.
+pub fn normalisation_table() -> [f32; 256] {
+    std::array::from_fn(|p| (p as f32 / 255.0 - 0.1307) / 0.3081)
+}
+
+/// One SGD step on the first `n` rows of the batch buffers; returns the mean loss.
+pub fn train_step(
+    k: &Kernels,
+    net: &mut Net,
+    buf: &mut Buffers,
+    n: usize,
+    step: &Step,
+    first: bool,
+) -> Result<f32, mlp_kernels::Error> {
+    let (opt, relu_logits) = (&step.opt, step.relu_logits);
+    forward(k, net, buf, n, relu_logits)?;
+    let loss = k.cross_entropy_with_grad(
+        &buf.h[2][..n * 10],
+        10,
+        Target::Indices(&buf.y[..n]),
+        &CrossEntropy::new(),
+        &mut [],
+        &mut buf.dh[2][..n * 10],
+    )?;
+    if relu_logits {
+        k.relu_backward_in_place(&buf.h[2][..n * 10], &mut buf.dh[2][..n * 10])?;
+    }
+    for l in (0..3).rev() {
+        let (lower, upper) = buf.dh.split_at_mut(l);
+        let input: &[f32] = if l == 0 {
+            &buf.x[..n * SIZES[0]]
+        } else {
+            &buf.h[l - 1][..n * SIZES[l]]
+        };
+        let dx = if l == 0 {
+            None
+        } else {
+            Some(&mut lower[l - 1][..n * SIZES[l]])
+        };
+        let grads = LinearGrads {
+            weight: &mut net.gw[l],
+            bias: Some(&mut net.gb[l]),
+            input: dx,
+            accumulate: false,
+        };
+        net.layers[l].backward(
+            k,
+            input,
+            &net.w[l],
+            &upper[0][..n * SIZES[l + 1]],
+            grads,
+            &mut buf.ws,
+        )?;
+        if l > 0 {
+            k.relu_backward_in_place(
+                &buf.h[l - 1][..n * SIZES[l]],
+                &mut lower[l - 1][..n * SIZES[l]],
+            )?;
+        }
+    }
+    for l in 0..3 {
+        k.sgd_step(opt, &mut net.w[l], &net.gw[l], &mut net.mw[l], first)?;
+        k.sgd_step(opt, &mut net.b[l], &net.gb[l], &mut net.mb[l], first)?;
+    }
+    Ok(loss)
+}
+
+/// Copies rows `order[..]` of the dataset into the batch, normalised as the lesson:
+/// (x / 255 - 0.1307) / 0.3081, through a table of the 256 possible values.
+pub fn gather(buf: &mut Buffers, split: &idx::Split, order: &[usize], table: &[f32; 256]) {
+    let d = split.pixels_per_image;
+    for (r, &i) in order.iter().enumerate() {
+        // The images sit at random places in a 47 MB array: ask for the next ones
+        // early, or every one of their cache lines is a miss waited for in turn.
+        #[cfg(target_arch = "x86_64")]
+        if let Some(&next) = order.get(r + 4) {
+            for line in (0..d).step_by(64) {
+                let p = split.images[next * d..].as_ptr().wrapping_add(line);
+                // SAFETY: prefetching has no effect on memory and never faults.
+                unsafe {
+                    std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+                };
+            }
+        }
+        let src = &split.images[i * d..(i + 1) * d];
+        lookup(table, src, &mut buf.x[r * d..(r + 1) * d]);
+        buf.y[r] = i64::from(split.labels[i]);
+    }
+}
+
+/// dst[i] = table[src[i]]: with AVX-512 sixteen lookups per gather instruction (the
+/// table is 1 KiB, always in L1), else one at a time.
+fn lookup(table: &[f32; 256], src: &[u8], dst: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: AVX-512F was just detected.
+        unsafe { lookup_avx512(table, src, dst) };
+        return;
+    }
+    for (x, &p) in dst.iter_mut().zip(src) {
+        *x = table[p as usize];
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn lookup_avx512(table: &[f32; 256], src: &[u8], dst: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let n = src.len().min(dst.len());
+    let mut c = dst[..n].chunks_exact_mut(16);
+    let mut s = src[..n].chunks_exact(16);
+    for (out, inp) in (&mut c).zip(&mut s) {
+        // SAFETY: `inp` holds 16 bytes and `out` 16 floats; every index is a u8, so
+        // each gathered address is inside the 256-entry table.
+        unsafe {
+            let bytes = _mm_loadu_si128(inp.as_ptr().cast());
+            let idx = _mm512_cvtepu8_epi32(bytes);
+            let v = _mm512_i32gather_ps::<4>(idx, table.as_ptr());
+            _mm512_storeu_ps(out.as_mut_ptr(), v);
+        }
+    }
+    for (x, &p) in c.into_remainder().iter_mut().zip(s.remainder()) {
+        *x = table[p as usize];
+    }
+}
+
+/// Test loss (mean) and accuracy.
+pub fn evaluate(
+    k: &Kernels,
+    net: &Net,
+    buf: &mut Buffers,
+    test: &idx::Split,
+    table: &[f32; 256],
+    relu_logits: bool,
+) -> Result<(f64, f64), mlp_kernels::Error> {
+    let cap = buf.y.len();
+    let (mut loss, mut correct) = (0.0f64, 0usize);
+    let order: Vec<usize> = (0..test.count).collect();
+    for chunk in order.chunks(cap) {
+        let n = chunk.len();
+        gather(buf, test, chunk, table);
+        forward(k, net, buf, n, relu_logits)?;
+        let logits = &buf.h[2][..n * 10];
+        let opts = CrossEntropy::new().with_reduction(Reduction::Sum);
+        loss +=
+            f64::from(k.cross_entropy(logits, 10, Target::Indices(&buf.y[..n]), &opts, &mut [])?);
+        for (row, &y) in logits.chunks_exact(10).zip(&buf.y[..n]) {
+            // First maximum wins, as torch.argmax.
+            let best = row
+                .iter()
+                .enumerate()
+                .fold(0, |b, (j, &v)| if v > row[b] { j } else { b });
+            correct += usize::from(best as i64 == y);
+        }
+    }
+    Ok((loss / test.count as f64, correct as f64 / test.count as f64))
+}

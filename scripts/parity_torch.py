@@ -1,0 +1,104 @@
+"""Parity of the MNIST example with PyTorch, step by step.
+
+PyTorch initialises the lesson's network (kaiming_normal_, zero biases) and saves it
+as safetensors with the names the example reads (w1 b1 w2 b2 w3 b3, PyTorch shapes).
+Both then train one epoch on the unshuffled training set with plain SGD, batch 200,
+lr 0.01: PyTorch with `nn.CrossEntropyLoss` and `optim.SGD`, the example with
+`--init FILE --no-shuffle --epochs 1 --step-losses FILE`. The losses of all steps are
+compared; rounding differs between the two, the trajectory must not.
+
+    python scripts/parity_torch.py [--data data/mnist] [--seed 0] [--momentum 0]
+
+Needs torch and numpy; builds the example with cargo. Exit status 1 if any step's
+loss differs by more than --tol (relative, default 1e-3).
+"""
+import argparse, gzip, json, os, struct, subprocess, sys, tempfile
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_idx(path):
+    with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    dims = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def save_safetensors(path, tensors):
+    """The safetensors layout: u64 header length, JSON header, raw little-endian data."""
+    header, blobs, offset = {}, [], 0
+    for name, t in tensors:
+        b = t.detach().contiguous().numpy().astype("<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(b)]}
+        blobs.append(b)
+        offset += len(b)
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default=os.path.join(ROOT, "data", "mnist"))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--momentum", type=float, default=0.0)
+    ap.add_argument("--tol", type=float, default=1e-3)
+    ap.add_argument("--backend", default=None)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    torch.manual_seed(args.seed)
+
+    x = load_idx(os.path.join(args.data, "train-images-idx3-ubyte.gz")).reshape(-1, 784).astype(np.float32)
+    y = load_idx(os.path.join(args.data, "train-labels-idx1-ubyte.gz")).astype(np.int64)
+    x = torch.from_numpy(((x / 255.0 - 0.1307) / 0.3081).astype(np.float32))
+    y = torch.from_numpy(y)
+
+    params = []
+    for out_f, in_f in [(200, 784), (200, 200), (10, 200)]:
+        w = torch.randn(out_f, in_f)
+        torch.nn.init.kaiming_normal_(w)
+        params += [w.requires_grad_(), torch.zeros(out_f, requires_grad=True)]
+    tmp = tempfile.mkdtemp()
+    init = os.path.join(tmp, "init.safetensors")
+    save_safetensors(init, zip(["w1", "b1", "w2", "b2", "w3", "b3"], params))
+
+    w1, b1, w2, b2, w3, b3 = params
+    opt = torch.optim.SGD(params, lr=0.01, momentum=args.momentum)
+    torch_losses = []
+    for i in range(0, len(x), 200):
+        h = F.relu(x[i:i + 200] @ w1.t() + b1)
+        h = F.relu(h @ w2.t() + b2)
+        loss = F.cross_entropy(h @ w3.t() + b3, y[i:i + 200])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        torch_losses.append(loss.item())
+
+    ours_path = os.path.join(tmp, "ours.txt")
+    cmd = ["cargo", "run", "--quiet", "--release", "--example", "mnist", "--", "--data", args.data,
+           "--init", init, "--no-shuffle", "--epochs", "1", "--momentum", str(args.momentum),
+           "--step-losses", ours_path]
+    if args.backend:
+        cmd += ["--backend", args.backend]
+    subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    ours = [float(v) for v in open(ours_path).read().split()]
+    if len(ours) != len(torch_losses):
+        sys.exit(f"step counts differ: ours {len(ours)}, torch {len(torch_losses)}")
+    rel = [abs(a - b) / abs(b) for a, b in zip(ours, torch_losses)]
+    worst = max(range(len(rel)), key=rel.__getitem__)
+    print(f"steps {len(rel)}  torch {torch.__version__}  momentum {args.momentum}")
+    for s in [0, 1, 9, 99, 199, len(rel) - 1]:
+        print(f"step {s + 1:3d}: torch {torch_losses[s]:.6f}  ours {ours[s]:.6f}  rel diff {rel[s]:.2e}")
+    print(f"max relative difference {rel[worst]:.2e} at step {worst + 1}; median {sorted(rel)[len(rel) // 2]:.2e}")
+    print("PASS" if rel[worst] <= args.tol else "FAIL", f"(tolerance {args.tol:g})")
+    sys.exit(0 if rel[worst] <= args.tol else 1)
+
+
+if __name__ == "__main__":
+    main()

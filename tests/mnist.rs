@@ -1,0 +1,241 @@
+//! The MNIST example's parts: the IDX reader on files this test writes, one training
+//! step of the full network against central finite differences in f64, and a short
+//! training run on the real data.
+
+#[path = "../examples/mnist/idx.rs"]
+mod idx;
+#[path = "../examples/mnist/train.rs"]
+#[allow(dead_code)]
+mod train;
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use mlp_kernels::{Kernels, Sgd};
+use train::{Buffers, Net, SIZES, Step};
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("mlp-kernels-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn idx_bytes(dims: &[u32], data: &[u8]) -> Vec<u8> {
+    let mut v = vec![0, 0, 0x08, dims.len() as u8];
+    for d in dims {
+        v.extend(d.to_be_bytes());
+    }
+    v.extend(data);
+    v
+}
+
+fn gz(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+fn write_split(dir: &Path, split: &str, images: &[u8], labels: &[u8], gzip: bool) {
+    let (ip, lp) = (
+        format!("{split}-images-idx3-ubyte"),
+        format!("{split}-labels-idx1-ubyte"),
+    );
+    let (ib, lb) = (idx_bytes(&[2, 28, 28], images), idx_bytes(&[2], labels));
+    if gzip {
+        std::fs::write(dir.join(ip + ".gz"), gz(&ib)).unwrap();
+        std::fs::write(dir.join(lp + ".gz"), gz(&lb)).unwrap();
+    } else {
+        std::fs::write(dir.join(ip), ib).unwrap();
+        std::fs::write(dir.join(lp), lb).unwrap();
+    }
+}
+
+#[test]
+fn idx_reads_good_files_gzipped_and_raw() {
+    let pixels: Vec<u8> = (0..2 * 784).map(|i| (i % 251) as u8).collect();
+    for gzip in [true, false] {
+        let d = temp_dir(&format!("good{gzip}"));
+        write_split(&d, "train", &pixels, &[3, 7], gzip);
+        let s = idx::load_split(&d, "train").unwrap();
+        assert_eq!((s.count, s.pixels_per_image), (2, 784));
+        assert_eq!(s.images, pixels);
+        assert_eq!(s.labels, [3, 7]);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
+
+#[test]
+fn idx_errors_name_the_file_and_the_fault() {
+    let p = Path::new("x.idx");
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (vec![0, 0], "shorter than the 4-byte magic"),
+        (vec![1, 2, 8, 1, 0, 0, 0, 1, 5], "bad magic"),
+        (vec![0, 0, 0x0d, 1, 0, 0, 0, 1, 5], "not unsigned byte"),
+        (vec![0, 0, 8, 3, 0, 0, 0, 2], "ends early"),
+        (idx_bytes(&[3], &[1, 2]), "truncated"),
+        (idx_bytes(&[1], &[1, 2]), "corrupt"),
+        (idx_bytes(&[u32::MAX, u32::MAX, u32::MAX], &[]), "overflow"),
+    ];
+    for (bytes, want) in cases {
+        let e = idx::parse(&bytes, p).unwrap_err().to_string();
+        assert!(
+            e.starts_with("x.idx: ") && e.contains(want),
+            "{e:?} should say {want:?}"
+        );
+    }
+    let d = temp_dir("bad");
+    // Missing files.
+    let e = idx::load_split(&d, "train").unwrap_err().to_string();
+    assert!(
+        e.contains("train-images-idx3-ubyte") && e.contains("missing"),
+        "{e}"
+    );
+    // A gzip stream cut short.
+    let full = gz(&idx_bytes(&[2, 28, 28], &[0; 2 * 784]));
+    std::fs::write(
+        d.join("train-images-idx3-ubyte.gz"),
+        &full[..full.len() / 2],
+    )
+    .unwrap();
+    std::fs::write(d.join("train-labels-idx1-ubyte"), idx_bytes(&[2], &[1, 2])).unwrap();
+    let e = idx::load_split(&d, "train").unwrap_err().to_string();
+    assert!(
+        e.contains("train-images-idx3-ubyte.gz") && e.contains("gzip"),
+        "{e}"
+    );
+    // Images and labels that disagree, and a label that is not a digit.
+    write_split(&d, "t10k", &[0; 2 * 784], &[1, 2], false);
+    std::fs::write(
+        d.join("t10k-labels-idx1-ubyte"),
+        idx_bytes(&[3], &[1, 2, 3]),
+    )
+    .unwrap();
+    let e = idx::load_split(&d, "t10k").unwrap_err().to_string();
+    assert!(e.contains("3 labels for 2 images"), "{e}");
+    std::fs::write(d.join("t10k-labels-idx1-ubyte"), idx_bytes(&[2], &[1, 12])).unwrap();
+    let e = idx::load_split(&d, "t10k").unwrap_err().to_string();
+    assert!(e.contains("label 12"), "{e}");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// The network's mean cross-entropy in f64, written out independently of the crate.
+fn loss_f64(w: &[Vec<f64>; 3], b: &[Vec<f64>; 3], x: &[f64], y: &[usize]) -> f64 {
+    let n = y.len();
+    let mut total = 0.0;
+    for r in 0..n {
+        let mut h: Vec<f64> = x[r * 784..(r + 1) * 784].to_vec();
+        for l in 0..3 {
+            let (i, o) = (SIZES[l], SIZES[l + 1]);
+            let mut z = vec![0.0; o];
+            for (j, zj) in z.iter_mut().enumerate() {
+                *zj = b[l][j] + (0..i).map(|p| w[l][j * i + p] * h[p]).sum::<f64>();
+                if l < 2 {
+                    *zj = zj.max(0.0);
+                }
+            }
+            h = z;
+        }
+        let m = h.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let lse = m + h.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+        total += lse - h[y[r]];
+    }
+    total / n as f64
+}
+
+#[test]
+fn one_step_matches_finite_differences() {
+    let mut rng = common::SplitMix(17);
+    for k in common::kernels() {
+        let mut net = Net::new(1, &mut rng).unwrap();
+        for b in net.b.iter_mut() {
+            b.iter_mut()
+                .for_each(|v| *v = rng.uniform(-0.1, 0.1) as f32);
+        }
+        let n = 3;
+        let mut buf = Buffers::new(n, &net);
+        buf.x
+            .iter_mut()
+            .for_each(|v| *v = rng.uniform(-1.0, 2.0) as f32);
+        let y = [3usize, 0, 9];
+        for (d, &s) in buf.y.iter_mut().zip(&y) {
+            *d = s as i64;
+        }
+        // lr = 0 leaves the weights where the gradient was taken.
+        let step = Step {
+            opt: Sgd::new(0.0),
+            relu_logits: false,
+        };
+        let loss = train::train_step(&k, &mut net, &mut buf, n, &step, true).unwrap();
+        let w64: [Vec<f64>; 3] =
+            std::array::from_fn(|l| net.w[l].iter().map(|&v| v as f64).collect());
+        let b64: [Vec<f64>; 3] =
+            std::array::from_fn(|l| net.b[l].iter().map(|&v| v as f64).collect());
+        let x64: Vec<f64> = buf.x.iter().map(|&v| v as f64).collect();
+        let l64 = loss_f64(&w64, &b64, &x64, &y);
+        assert!(
+            (loss as f64 - l64).abs() < 1e-5 * l64.max(1.0),
+            "{}: loss {loss} vs {l64}",
+            k.backend()
+        );
+        let h = 1e-6;
+        for l in 0..3 {
+            for _ in 0..12 {
+                let (is_w, len) = if rng.next_u64().is_multiple_of(3) {
+                    (false, b64[l].len())
+                } else {
+                    (true, w64[l].len())
+                };
+                let idx = (rng.next_u64() % len as u64) as usize;
+                let (mut wp, mut bp) = (w64.clone(), b64.clone());
+                let (mut wm, mut bm) = (w64.clone(), b64.clone());
+                if is_w {
+                    wp[l][idx] += h;
+                    wm[l][idx] -= h;
+                } else {
+                    bp[l][idx] += h;
+                    bm[l][idx] -= h;
+                }
+                let num = (loss_f64(&wp, &bp, &x64, &y) - loss_f64(&wm, &bm, &x64, &y)) / (2.0 * h);
+                let got = if is_w { net.gw[l][idx] } else { net.gb[l][idx] } as f64;
+                assert!(
+                    (got - num).abs() <= 2e-5 + 1e-3 * num.abs(),
+                    "{}: layer {l} {} [{idx}]: {got} vs finite difference {num}",
+                    k.backend(),
+                    if is_w { "weight" } else { "bias" }
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn five_thousand_images_reach_85_percent() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
+    let mut train_set = idx::load_split(&data, "train").unwrap();
+    let test = idx::load_split(&data, "t10k").unwrap();
+    train_set.count = 5000;
+    let k = Kernels::detect();
+    let mut rng = common::SplitMix(0);
+    let mut net = Net::new(1, &mut rng).unwrap();
+    // 100 steps of 50 with momentum: enough for a network this size to pass 85%.
+    let batch = 50;
+    let mut buf = Buffers::new(1000, &net);
+    let table = train::normalisation_table();
+    let step = Step {
+        opt: Sgd::new(0.01).with_momentum(0.9),
+        relu_logits: false,
+    };
+    let order: Vec<usize> = (0..train_set.count).collect();
+    for (s, rows) in order.chunks(batch).enumerate() {
+        train::gather(&mut buf, &train_set, rows, &table);
+        train::train_step(&k, &mut net, &mut buf, rows.len(), &step, s == 0).unwrap();
+    }
+    let (loss, acc) = train::evaluate(&k, &net, &mut buf, &test, &table, false).unwrap();
+    eprintln!(
+        "5000 images, 1 epoch: test loss {loss:.4}, accuracy {:.2}%",
+        acc * 100.0
+    );
+    assert!(acc >= 0.85, "accuracy {acc}");
+}
