@@ -361,3 +361,53 @@ fn threaded_matches_single_thread() {
         }
     }
 }
+
+/// A and B with two non-unit strides, and A with a 4 KiB row stride (which the GEMM
+/// packs), against the f64 product.
+#[test]
+fn unusual_strides() {
+    let mut rng = SplitMix(21);
+    for &(m, n, kk, ars, acs, brs, bcs) in &[
+        (30, 37, 50, 1024, 1, 40, 1),
+        (13, 20, 9, 2 * 9 + 1, 2, 3, 3 * 9 + 2),
+        (25, 70, 33, 1, 25, 2, 2 * 33),
+    ] {
+        let a: Vec<f32> = (0..(m - 1) * ars + (kk - 1) * acs + 1)
+            .map(|_| rng.uniform(-1.0, 1.0) as f32)
+            .collect();
+        let b: Vec<f32> = (0..(kk - 1) * brs + (n - 1) * bcs + 1)
+            .map(|_| rng.uniform(-1.0, 1.0) as f32)
+            .collect();
+        for k in kernels() {
+            let mut c = vec![0.0f32; m * n];
+            let mut ws = vec![0.0; gemm_workspace_len(m, n, kk)];
+            let av = MatRef::new(&a, m, kk, ars, acs).unwrap();
+            let bv = MatRef::new(&b, kk, n, brs, bcs).unwrap();
+            k.gemm(
+                1.0,
+                av,
+                bv,
+                0.0,
+                MatMut::row_major(&mut c, m, n).unwrap(),
+                &mut ws,
+            )
+            .unwrap();
+            for i in 0..m {
+                for j in 0..n {
+                    let (mut dot, mut mag) = (0.0f64, 0.0f64);
+                    for p in 0..kk {
+                        let t = a[i * ars + p * acs] as f64 * b[p * brs + j * bcs] as f64;
+                        dot += t;
+                        mag += t.abs();
+                    }
+                    let bound = 2.0 * (kk as f64 + 2.0) * f32::EPSILON as f64 * mag + 1e-30;
+                    assert!(
+                        (c[i * n + j] as f64 - dot).abs() <= bound,
+                        "{} {m}x{n}x{kk} [{i},{j}]",
+                        k.backend()
+                    );
+                }
+            }
+        }
+    }
+}

@@ -10,9 +10,6 @@ pub(super) fn applies(_a: &MatRef<'_>, b: &MatRef<'_>) -> bool {
     b.cs == 1 || b.rs == 1
 }
 
-/// Columns of c kept in registers at once, in vectors.
-const NV: usize = 4;
-
 /// # Safety
 /// `c` must point to n = b.cols contiguous, exclusively owned floats; a is 1 x k.
 #[inline(always)]
@@ -48,35 +45,28 @@ pub(super) unsafe fn gemv<S: Simd>(
     };
     let a_at = |p: usize| a.data[p * a.cs];
     if b.cs == 1 {
-        // Rows of B are contiguous: accumulate a[p] * B[p, j..] over p.
+        // Rows of B are contiguous: accumulate a[p] * B[p, j..] over p, in strips of
+        // 8, 4, 2 and 1 vectors (8 independent FMA chains cover the FMA latency), the
+        // last columns through one masked vector.
         let mut j = 0;
-        while j < n {
-            let w = (n - j).min(NV * S::LANES);
-            let mut acc = [s.splat(0.0); NV];
+        for nv in [8, 4, 2, 1] {
+            while n - j >= nv * S::LANES {
+                match nv {
+                    8 => strip::<S, 8>(s, a, b, j, c, &finish),
+                    4 => strip::<S, 4>(s, a, b, j, c, &finish),
+                    2 => strip::<S, 2>(s, a, b, j, c, &finish),
+                    _ => strip::<S, 1>(s, a, b, j, c, &finish),
+                }
+                j += nv * S::LANES;
+            }
+        }
+        if j < n {
+            let mut acc = s.splat(0.0);
             for p in 0..k {
-                let ap = s.splat(a_at(p));
-                let row = &b.data[p * b.rs + j..p * b.rs + j + w];
-                for (v, x) in acc.iter_mut().enumerate() {
-                    let lo = v * S::LANES;
-                    if lo >= w {
-                        break;
-                    }
-                    let bv = if lo + S::LANES <= w {
-                        s.load(&row[lo..])
-                    } else {
-                        s.load_partial(&row[lo..], 0.0)
-                    };
-                    *x = s.fma(ap, bv, *x);
-                }
+                let row = &b.data[p * b.rs + j..p * b.rs + n];
+                acc = s.fma(s.splat(a_at(p)), s.load_partial(row, 0.0), acc);
             }
-            for (v, &x) in acc.iter().enumerate() {
-                let lo = v * S::LANES;
-                if lo >= w {
-                    break;
-                }
-                finish(x, &mut c[j + lo..j + w.min(lo + S::LANES)]);
-            }
-            j += w;
+            finish(acc, &mut c[j..n]);
         }
     } else {
         // Columns of B are contiguous: c[j] = dot(a, B[.., j]), four columns at a time.
@@ -111,5 +101,29 @@ pub(super) unsafe fn gemv<S: Simd>(
             finish(v, &mut c[j..j + h]);
             j += h;
         }
+    }
+}
+
+/// c[j..j + NV * LANES] from NV accumulators held over the whole depth.
+#[inline(always)]
+fn strip<S: Simd, const NV: usize>(
+    s: S,
+    a: &MatRef<'_>,
+    b: &MatRef<'_>,
+    j: usize,
+    c: &mut [f32],
+    finish: &impl Fn(S::V, &mut [f32]),
+) {
+    let w = NV * S::LANES;
+    let mut acc = [s.splat(0.0); NV];
+    for p in 0..b.rows {
+        let ap = s.splat(a.data[p * a.cs]);
+        let row = &b.data[p * b.rs + j..p * b.rs + j + w];
+        for (x, chunk) in acc.iter_mut().zip(row.chunks_exact(S::LANES)) {
+            *x = s.fma(ap, s.load(chunk), *x);
+        }
+    }
+    for (x, out) in acc.iter().zip(c[j..j + w].chunks_exact_mut(S::LANES)) {
+        finish(*x, out);
     }
 }
