@@ -2,7 +2,9 @@
 per function, with throughput (elements/s as G/s: GFLOP/s for gemm, Gelem/s for the
 elementwise kernels) from the median time.
 
-    python3 scripts/bench_table.py [PREFIX ...]     # e.g. gemm/ peak/ loss/
+    python3 scripts/bench_table.py [--time] [PREFIX ...]     # e.g. gemm/ peak/ loss/
+
+--time prints the median time instead of the throughput.
 
 Reads target/criterion/**/new/{benchmark,estimates}.json (what the last
 `cargo bench` wrote); a PREFIX keeps the groups that start with it.
@@ -13,7 +15,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def main():
-    prefixes = sys.argv[1:] or [""]
+    args = sys.argv[1:]
+    times = "--time" in args
+    prefixes = [a for a in args if a != "--time"] or [""]
     rows, cols = {}, []
     for path in glob.glob(os.path.join(ROOT, "target", "criterion", "**", "new", "benchmark.json"), recursive=True):
         b = json.load(open(path))
@@ -24,7 +28,7 @@ def main():
         col = b["function_id"] + (f" {b['value_str']}" if b.get("value_str") else "")
         tp = b.get("throughput") or {}
         n = tp.get("Elements") or tp.get("Bytes")
-        cell = f"{n / ns:.1f}" if n else f"{ns / 1000:.1f} µs"
+        cell = f"{n / ns:.1f}" if n and not times else f"{ns / 1000:.2f} µs"
         rows.setdefault(b["group_id"], {})[col] = cell
         if col not in cols:
             cols.append(col)
