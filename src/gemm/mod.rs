@@ -86,6 +86,15 @@ fn check_view(len: usize, rows: usize, cols: usize, rs: usize, cs: usize) -> Res
     }
 }
 
+/// `Err` unless `len == rows * cols` (without overflow).
+fn check_row_major(len: usize, rows: usize, cols: usize) -> Result<(), Error> {
+    let n = rows.checked_mul(cols).ok_or(Error::InvalidParameter {
+        name: "shape",
+        reason: "rows * cols overflows",
+    })?;
+    crate::error::check_len("matrix data", n, len)
+}
+
 impl<'a> MatRef<'a> {
     /// A view with explicit strides; `Err` if an element would fall outside `data`.
     pub fn new(
@@ -107,11 +116,7 @@ impl<'a> MatRef<'a> {
 
     /// A contiguous row-major view; `Err` unless `data.len() == rows * cols`.
     pub fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Result<Self, Error> {
-        let n = rows.checked_mul(cols).ok_or(Error::InvalidParameter {
-            name: "shape",
-            reason: "rows * cols overflows",
-        })?;
-        crate::error::check_len("matrix data", n, data.len())?;
+        check_row_major(data.len(), rows, cols)?;
         Ok(MatRef {
             data,
             rows,
@@ -192,11 +197,7 @@ impl<'a> MatMut<'a> {
 
     /// A contiguous row-major view; `Err` unless `data.len() == rows * cols`.
     pub fn row_major(data: &'a mut [f32], rows: usize, cols: usize) -> Result<Self, Error> {
-        let n = rows.checked_mul(cols).ok_or(Error::InvalidParameter {
-            name: "shape",
-            reason: "rows * cols overflows",
-        })?;
-        crate::error::check_len("matrix data", n, data.len())?;
+        check_row_major(data.len(), rows, cols)?;
         Ok(MatMut {
             data,
             rows,
@@ -226,7 +227,17 @@ impl<'a> MatMut<'a> {
     }
     /// Element (i, j), or `None` outside the view.
     pub fn get(&self, i: usize, j: usize) -> Option<f32> {
-        (i < self.rows && j < self.cols).then(|| self.data[i * self.rs + j * self.cs])
+        self.as_ref().get(i, j)
+    }
+    /// The same elements, read-only.
+    pub fn as_ref(&self) -> MatRef<'_> {
+        MatRef {
+            data: self.data,
+            rows: self.rows,
+            cols: self.cols,
+            rs: self.rs,
+            cs: self.cs,
+        }
     }
     fn raw(&mut self) -> RawMat {
         RawMat {
