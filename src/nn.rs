@@ -85,6 +85,14 @@ impl Linear {
         }
     }
 
+    /// `a * b`, or an error naming what overflowed.
+    fn size(what: &'static str, a: usize, b: usize) -> Result<usize, Error> {
+        a.checked_mul(b).ok_or(Error::InvalidParameter {
+            name: what,
+            reason: "size overflows usize",
+        })
+    }
+
     fn batch(&self, x: &[f32]) -> Result<usize, Error> {
         if self.in_features == 0 || self.out_features == 0 {
             return Err(Error::InvalidParameter {
@@ -116,7 +124,7 @@ impl Linear {
         let (i, o) = (self.in_features, self.out_features);
         let batch = self.batch(x)?;
         let w = MatRef::row_major(weight, o, i)?;
-        check_len("y (batch x out)", batch * o, y.len())?;
+        check_len("y (batch x out)", Self::size("y", batch, o)?, y.len())?;
         let beta = match bias {
             Some(b) => {
                 check_len("bias", o, b.len())?;
@@ -149,16 +157,20 @@ impl Linear {
     ) -> Result<(), Error> {
         let (i, o) = (self.in_features, self.out_features);
         let batch = self.batch(x)?;
-        check_len("dy (batch x out)", batch * o, dy.len())?;
+        check_len("dy (batch x out)", Self::size("dy", batch, o)?, dy.len())?;
         let w = MatRef::row_major(weight, o, i)?;
         let xv = MatRef::row_major(x, batch, i)?;
         let dyv = MatRef::row_major(dy, batch, o)?;
-        check_len("grad weight", o * i, grads.weight.len())?;
+        check_len(
+            "grad weight",
+            Self::size("grad weight", o, i)?,
+            grads.weight.len(),
+        )?;
         if let Some(db) = grads.bias.as_deref() {
             check_len("grad bias", o, db.len())?;
         }
         if let Some(dx) = grads.input.as_deref() {
-            check_len("grad input", batch * i, dx.len())?;
+            check_len("grad input", Self::size("grad input", batch, i)?, dx.len())?;
         }
         let need = self.workspace_len(batch);
         if workspace.len() < need {

@@ -411,3 +411,60 @@ fn unusual_strides() {
         }
     }
 }
+
+/// Inputs at the edges of usize, which must give errors or do nothing, never panic.
+#[test]
+fn extreme_shapes_and_strides_do_not_panic() {
+    let k = Kernels::detect();
+    assert!(MatRef::new(&[], 2, 1, usize::MAX, 0).is_err());
+    assert!(MatRef::new(&[1.0], 1, 2, 0, usize::MAX).is_err());
+    // An empty C with absurd strides, on many threads: nothing to do.
+    let e: [f32; 0] = [];
+    let mut none: [f32; 0] = [];
+    let c = MatMut::new(&mut none, 0, 64, 1, usize::MAX / 2).unwrap();
+    let a = MatRef::new(&e, 0, 0, 0, 0).unwrap();
+    let b = MatRef::new(&e, 0, 64, 0, 0).unwrap();
+    k.gemm_threaded(4, 1.0, a, b, 0.0, c, &mut []).unwrap();
+    // k = 0 on a huge thread count scales C without splitting or spawning.
+    let mut c = vec![2.0f32; 1000];
+    let (a, b) = (
+        MatRef::new(&e, 1, 0, 0, 0).unwrap(),
+        MatRef::new(&e, 0, 1000, 0, 0).unwrap(),
+    );
+    k.gemm_threaded(
+        usize::MAX,
+        1.0,
+        a,
+        b,
+        0.5,
+        MatMut::row_major(&mut c, 1, 1000).unwrap(),
+        &mut [],
+    )
+    .unwrap();
+    assert!(c.iter().all(|&x| x == 1.0));
+    // A huge thread count with work to do asks for more workspace than exists.
+    let x = [1.0f32; 4];
+    let r = k.gemm_threaded(
+        usize::MAX,
+        1.0,
+        MatRef::row_major(&x, 2, 2).unwrap(),
+        MatRef::row_major(&x, 2, 2).unwrap(),
+        0.0,
+        MatMut::row_major(&mut c[..4], 2, 2).unwrap(),
+        &mut [0.0; 64],
+    );
+    assert!(matches!(r, Err(Error::WorkspaceTooSmall { .. })));
+    // A linear layer whose sizes overflow is an error.
+    let layer = mlp_kernels::Linear::new(1, usize::MAX);
+    let grads = mlp_kernels::LinearGrads {
+        weight: &mut [],
+        bias: None,
+        input: None,
+        accumulate: false,
+    };
+    assert!(
+        layer
+            .backward(&k, &[0.0; 2], &[], &[], grads, &mut [])
+            .is_err()
+    );
+}

@@ -128,8 +128,8 @@ macro_rules! tile_body {
                 } else {
                     run::<$S, 8, $nv>($s, &t)
                 }
-                t.a = t.a.add(8 * t.ars);
-                t.c = t.c.add(8 * t.crs);
+                t.a = t.a.wrapping_add(8 * t.ars);
+                t.c = t.c.wrapping_add(8 * t.crs);
                 left -= 8;
             }
             while left >= 4 {
@@ -138,8 +138,8 @@ macro_rules! tile_body {
                 } else {
                     run::<$S, 4, $nv>($s, &t)
                 }
-                t.a = t.a.add(4 * t.ars);
-                t.c = t.c.add(4 * t.crs);
+                t.a = t.a.wrapping_add(4 * t.ars);
+                t.c = t.c.wrapping_add(4 * t.crs);
                 left -= 4;
             }
             while left > 0 {
@@ -148,8 +148,8 @@ macro_rules! tile_body {
                 } else {
                     run::<$S, 1, $nv>($s, &t)
                 }
-                t.a = t.a.add(t.ars);
-                t.c = t.c.add(t.crs);
+                t.a = t.a.wrapping_add(t.ars);
+                t.c = t.c.wrapping_add(t.crs);
                 left -= 1;
             }
         }
@@ -218,8 +218,9 @@ unsafe fn run<S: Simd, const MR: usize, const NV: usize>(s: S, t: &Tile) {
                     *r = s.fma(ai, x, *r);
                 }
             }
-            a = a.add(t.acs);
-            b = b.add(t.brs);
+            // Wrapping: after the last step these point past A and B, unused.
+            a = a.wrapping_add(t.acs);
+            b = b.wrapping_add(t.brs);
         }
     }
     // SAFETY: the caller guarantees the MR rows and `cols` columns of C.

@@ -80,7 +80,7 @@ fn check_view(len: usize, rows: usize, cols: usize, rs: usize, cs: usize) -> Res
     } else {
         Err(Error::ShapeMismatch {
             what: "matrix data",
-            expected: last + 1,
+            expected: last.saturating_add(1),
             found: len,
         })
     }
@@ -372,7 +372,8 @@ impl Kernels {
     /// must be [`gemm_workspace_len`] times the number of threads used.
     ///
     /// The threads come from a pool started on first use and kept; after that a call
-    /// allocates nothing. [`prepare_threads`] starts them ahead of time.
+    /// allocates nothing. [`prepare_threads`] starts them ahead of time. At most as
+    /// many threads as the machine has cores are used.
     #[cfg(feature = "std")]
     #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
     #[allow(clippy::too_many_arguments)]
@@ -407,7 +408,15 @@ impl Kernels {
         // register tile, so that the parts stay even (200 columns: 96 + 104).
         let split_n = n >= m;
         let (len, unit) = if split_n { (n, LANES_MAX) } else { (m, MR_MAX) };
-        let parts = threads.min(len.div_ceil(unit)).max(1);
+        // More threads than cores only adds waiting; and products with nothing to
+        // multiply (an empty C, k = 0, alpha = 0) are not split at all.
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        let trivial = m == 0 || n == 0 || k == 0 || alpha == 0.0;
+        let parts = if trivial {
+            1
+        } else {
+            threads.min(cores).min(len.div_ceil(unit)).max(1)
+        };
         let step = len.div_ceil(parts).div_ceil(unit) * unit;
         if parts == 1 {
             // SAFETY: as in `gemm`.
@@ -418,7 +427,10 @@ impl Kernels {
         let ws = SendPtr(workspace.as_mut_ptr());
         let c_all = SendMat(raw);
         let part = move |t: usize| {
-            let (lo, hi) = (t * step, ((t + 1) * step).min(len));
+            let (lo, hi) = (
+                t.saturating_mul(step),
+                (t + 1).saturating_mul(step).min(len),
+            );
             if lo >= hi {
                 return;
             }

@@ -33,6 +33,9 @@ struct Pool {
     remaining: AtomicUsize,
     workers: AtomicUsize,
     spawn_lock: Mutex<()>,
+    /// The payload of a part that panicked, re-raised by the caller once every part
+    /// has finished (so that no part outlives the borrows its job holds).
+    panic: Mutex<Option<Box<dyn core::any::Any + Send>>>,
 }
 
 fn pool() -> &'static Pool {
@@ -49,6 +52,7 @@ fn pool() -> &'static Pool {
         remaining: AtomicUsize::new(0),
         workers: AtomicUsize::new(0),
         spawn_lock: Mutex::new(()),
+        panic: Mutex::new(None),
     })
 }
 
@@ -86,7 +90,10 @@ fn run_parts(p: &Pool, generation: u64) {
     while let Some((job, i)) = claim(p, generation) {
         // SAFETY: the part was claimed under the job's generation, so its caller is
         // still waiting in `run` and the closure is alive.
-        unsafe { (*job)(i) };
+        let part = std::panic::AssertUnwindSafe(|| unsafe { (*job)(i) });
+        if let Err(payload) = std::panic::catch_unwind(part) {
+            *p.panic.lock().unwrap_or_else(|e| e.into_inner()) = Some(payload);
+        }
         p.remaining.fetch_sub(1, Ordering::AcqRel);
     }
 }
@@ -151,4 +158,7 @@ pub(crate) fn run(parts: usize, f: &(dyn Fn(usize) + Sync)) {
         std::hint::spin_loop();
     }
     p.state.lock().unwrap_or_else(|e| e.into_inner()).job = None;
+    if let Some(payload) = p.panic.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        std::panic::resume_unwind(payload);
+    }
 }
