@@ -388,11 +388,7 @@ impl Kernels {
         workspace: &mut [f32],
     ) -> Result<(), Error> {
         check_shapes(&a, &b, &c)?;
-        let threads = if threads == 0 {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        } else {
-            threads
-        };
+        let threads = if threads == 0 { pool::cores() } else { threads };
         let (m, n, k) = (a.rows, b.cols, a.cols);
         let per = gemm_workspace_len(m, n, k);
         let need = per.saturating_mul(threads);
@@ -410,7 +406,7 @@ impl Kernels {
         let (len, unit) = if split_n { (n, LANES_MAX) } else { (m, MR_MAX) };
         // More threads than cores only adds waiting; and products with nothing to
         // multiply (an empty C, k = 0, alpha = 0) are not split at all.
-        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        let cores = pool::cores();
         let trivial = m == 0 || n == 0 || k == 0 || alpha == 0.0;
         let parts = if trivial {
             1

@@ -56,8 +56,16 @@ fn pool() -> &'static Pool {
     })
 }
 
+/// The machine's cores, asked once: `available_parallelism` reads files (and
+/// allocates) on Linux, which a training step must not do.
+pub(crate) fn cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |c| c.get()))
+}
+
 /// Makes sure at least `n` workers exist (they are never stopped). Only this allocates.
 pub(crate) fn ensure_workers(n: usize) {
+    let _ = cores();
     let p = pool();
     if p.workers.load(Ordering::Acquire) >= n {
         return;
