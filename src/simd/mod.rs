@@ -36,7 +36,6 @@ pub(crate) const MAX_LANES: usize = 16;
 /// Comparisons return a lane mask `M`; `select(m, a, b)` takes `a` where `m` is set.
 /// `max` and `min` follow x86: when either lane is NaN the *second* operand is
 /// returned, which every backend reproduces so that results agree bit for bit.
-#[allow(dead_code)] // the full set serves every kernel family; not each uses all
 pub(crate) trait Simd: Copy {
     /// f32 lanes in one vector.
     const LANES: usize;
@@ -55,15 +54,9 @@ pub(crate) trait Simd: Copy {
     /// # Safety
     /// `p..p + LANES` must be readable.
     unsafe fn load_ptr(self, p: *const f32) -> Self::V;
-    /// Stores `LANES` elements at `p`.
-    ///
-    /// # Safety
-    /// `p..p + LANES` must be writable.
-    unsafe fn store_ptr(self, p: *mut f32, v: Self::V);
     fn add(self, a: Self::V, b: Self::V) -> Self::V;
     fn sub(self, a: Self::V, b: Self::V) -> Self::V;
     fn mul(self, a: Self::V, b: Self::V) -> Self::V;
-    fn div(self, a: Self::V, b: Self::V) -> Self::V;
     /// `a * b + c`, fused where the backend has FMA, two roundings where it has not.
     fn fma(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     fn max(self, a: Self::V, b: Self::V) -> Self::V;

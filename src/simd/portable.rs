@@ -39,11 +39,6 @@ impl Simd for Portable {
         f32x8::new(unsafe { p.cast::<[f32; 8]>().read_unaligned() })
     }
     #[inline(always)]
-    unsafe fn store_ptr(self, p: *mut f32, v: f32x8) {
-        // SAFETY: the caller guarantees 8 writable floats.
-        unsafe { p.cast::<[f32; 8]>().write_unaligned(v.to_array()) }
-    }
-    #[inline(always)]
     fn add(self, a: f32x8, b: f32x8) -> f32x8 {
         a + b
     }
@@ -54,10 +49,6 @@ impl Simd for Portable {
     #[inline(always)]
     fn mul(self, a: f32x8, b: f32x8) -> f32x8 {
         a * b
-    }
-    #[inline(always)]
-    fn div(self, a: f32x8, b: f32x8) -> f32x8 {
-        a / b
     }
     #[inline(always)]
     fn fma(self, a: f32x8, b: f32x8, c: f32x8) -> f32x8 {
