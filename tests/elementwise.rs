@@ -127,7 +127,7 @@ fn sgd_ref(o: &Sgd, p: &mut [f64], g: &[f64], b: &mut [f64], first: bool) {
 fn sgd_every_option_combination_over_five_steps() {
     let mut rng = SplitMix(3);
     let n = 37; // not a multiple of any vector width
-    let mut checked = 0;
+    let (mut checked, mut valid_combinations) = (0, 0);
     for &momentum in &[0.0f32, 0.9] {
         for &dampening in &[0.0f32, 0.25] {
             for &wd in &[0.0f32, 0.01] {
@@ -140,6 +140,7 @@ fn sgd_every_option_combination_over_five_steps() {
                             .with_nesterov(nesterov)
                             .with_maximize(maximize);
                         let valid = !(nesterov && (momentum == 0.0 || dampening != 0.0));
+                        valid_combinations += usize::from(valid);
                         for k in kernels() {
                             let mut p: Vec<f32> =
                                 (0..n).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
@@ -187,7 +188,13 @@ fn sgd_every_option_combination_over_five_steps() {
             }
         }
     }
-    assert!(checked >= 24, "only {checked} valid combinations ran");
+    // 32 combinations, 12 of them nesterov without momentum or with dampening.
+    assert_eq!(valid_combinations, 20);
+    assert_eq!(
+        checked,
+        valid_combinations * kernels().len(),
+        "every valid combination on every backend"
+    );
 }
 
 #[test]

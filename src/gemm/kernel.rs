@@ -2,7 +2,7 @@
 //! registers over the whole depth kc. Written once over `Simd`; each backend fixes its
 //! MR and NV in [`GemmKernel`] (see `blocking.rs` for why those sizes).
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 use crate::simd::{Avx2, Avx512};
 use crate::simd::{Portable, Simd};
 
@@ -66,7 +66,7 @@ pub(crate) trait GemmKernel: Simd {
 ///
 /// # Safety
 /// AVX must be available, and the blocks valid as for [`GemmKernel::transpose8`].
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[inline(always)]
 unsafe fn transpose8_avx(src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
     use core::arch::x86_64::*;
@@ -165,7 +165,7 @@ impl GemmKernel for Portable {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 impl GemmKernel for Avx2 {
     #[inline(always)]
     unsafe fn transpose8(self, src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
@@ -180,7 +180,7 @@ impl GemmKernel for Avx2 {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 impl GemmKernel for Avx512 {
     #[inline(always)]
     unsafe fn transpose8(self, src: *const f32, ss: usize, dst: *mut f32, ds: usize) {

@@ -3,7 +3,7 @@
 //! `#[target_feature]` context.
 
 use core::fmt;
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 use core::sync::atomic::{AtomicU8, Ordering};
 
 use crate::Error;
@@ -44,11 +44,11 @@ impl Backend {
     pub fn is_supported(self) -> bool {
         match self {
             Backend::Portable => true,
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
             Backend::Avx2 => cpu_features() & HAS_AVX2 != 0,
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
             Backend::Avx512 => cpu_features() & HAS_AVX512 != 0,
-            #[cfg(not(target_arch = "x86_64"))]
+            #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
             _ => false,
         }
     }
@@ -98,17 +98,17 @@ impl core::str::FromStr for Backend {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 const DETECTED: u8 = 1;
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 const HAS_AVX2: u8 = 2;
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 const HAS_AVX512: u8 = 4;
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 static FEATURES: AtomicU8 = AtomicU8::new(0);
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 fn cpu_features() -> u8 {
     let f = FEATURES.load(Ordering::Relaxed);
     if f & DETECTED != 0 {
@@ -123,7 +123,7 @@ fn cpu_features() -> u8 {
 /// Bits from the Intel SDM, vol. 2A, CPUID: leaf 1 ECX.FMA[12], ECX.OSXSAVE[27],
 /// ECX.AVX[28]; leaf 7 EBX.AVX2[5], EBX.AVX512F[16]. XCR0 must enable the SSE and AVX
 /// state (bits 1, 2) and for AVX-512 the opmask and ZMM state (bits 5, 6, 7).
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 fn query_cpu() -> u8 {
     use core::arch::x86_64::{__cpuid, __cpuid_count};
     // SAFETY: cpuid exists on every x86_64 CPU.
@@ -154,7 +154,7 @@ fn query_cpu() -> u8 {
 
 /// # Safety
 /// The CPU must report OSXSAVE.
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[target_feature(enable = "xsave")]
 unsafe fn xcr0() -> u64 {
     // SAFETY: the caller checked OSXSAVE.
@@ -168,7 +168,7 @@ unsafe fn xcr0() -> u64 {
 macro_rules! dispatch {
     ($backend:expr, |$s:ident| $body:expr) => {{
         match $backend {
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
             $crate::simd::Backend::Avx512 => {
                 // SAFETY: the backend was checked as supported before it got here.
                 // The closure must inline into the target-feature function, or its
@@ -182,7 +182,7 @@ macro_rules! dispatch {
                 };
                 r
             }
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
             $crate::simd::Backend::Avx2 => {
                 // SAFETY: as above.
                 #[allow(unused_unsafe)]
@@ -207,7 +207,7 @@ pub(crate) use dispatch;
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[target_feature(enable = "avx2,fma")]
 pub(crate) unsafe fn run_avx2<R>(f: impl FnOnce(super::Avx2) -> R) -> R {
     // SAFETY: the caller guarantees the CPU support that the token stands for.
@@ -218,7 +218,7 @@ pub(crate) unsafe fn run_avx2<R>(f: impl FnOnce(super::Avx2) -> R) -> R {
 ///
 /// # Safety
 /// The CPU must support AVX-512F, AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[target_feature(enable = "avx512f,avx2,fma")]
 pub(crate) unsafe fn run_avx512<R>(f: impl FnOnce(super::Avx512) -> R) -> R {
     // SAFETY: as above.

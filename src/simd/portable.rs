@@ -103,6 +103,19 @@ impl Simd for Portable {
         let p = [q[0] + q[2], q[1] + q[3]];
         p[0] + p[1]
     }
+    /// Out of line where `wide` has no vector unit to map to (Cortex-M, soft-float
+    /// x86): there each call site would inline eight scalar copies of the polynomial,
+    /// which made the loss kernels the bulk of a firmware image. The same operations
+    /// in the same order either way, so the bits do not change.
+    #[cfg(not(any(
+        target_feature = "sse2",
+        target_feature = "neon",
+        target_feature = "simd128"
+    )))]
+    #[inline(never)]
+    fn exp(self, x: f32x8) -> f32x8 {
+        super::exp::exp(self, x)
+    }
     #[inline(always)]
     fn reduce_max(self, a: f32x8) -> f32 {
         a.to_array()
