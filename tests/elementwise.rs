@@ -259,6 +259,9 @@ fn unsupported_backend_is_an_error() {
 
 #[test]
 fn backends_are_usable_from_parallel_threads() {
+    if !common::threads_available("backends_are_usable_from_parallel_threads") {
+        return;
+    }
     let ks = kernels();
     std::thread::scope(|sc| {
         for k in ks {

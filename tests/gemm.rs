@@ -317,6 +317,9 @@ fn errors_before_any_write() {
 
 #[test]
 fn threaded_matches_single_thread() {
+    if !common::threads_available("threaded_matches_single_thread") {
+        return;
+    }
     let mut rng = SplitMix(9);
     for (m, n, kk) in [(200, 784, 200), (300, 40, 50), (7, 5, 3), (64, 64, 64)] {
         let a = Stored::new(&mut rng, m, kk, false, 0);

@@ -16,12 +16,6 @@ use std::path::{Path, PathBuf};
 use mlp_kernels::{Kernels, Sgd};
 use train::{Buffers, Net, SIZES, Step};
 
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("mlp-kernels-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 fn idx_bytes(dims: &[u32], data: &[u8]) -> Vec<u8> {
     let mut v = vec![0, 0, 0x08, dims.len() as u8];
     for d in dims {
@@ -56,7 +50,9 @@ fn write_split(dir: &Path, split: &str, images: &[u8], labels: &[u8], gzip: bool
 fn idx_reads_good_files_gzipped_and_raw() {
     let pixels: Vec<u8> = (0..2 * 784).map(|i| (i % 251) as u8).collect();
     for gzip in [true, false] {
-        let d = temp_dir(&format!("good{gzip}"));
+        let Some(d) = common::temp_dir("idx_reads_good_files", &format!("good{gzip}")) else {
+            return;
+        };
         write_split(&d, "train", &pixels, &[3, 7], gzip);
         let s = idx::load_split(&d, "train").unwrap();
         assert_eq!((s.count, s.pixels_per_image), (2, 784));
@@ -85,7 +81,9 @@ fn idx_errors_name_the_file_and_the_fault() {
             "{e:?} should say {want:?}"
         );
     }
-    let d = temp_dir("bad");
+    let Some(d) = common::temp_dir("idx_errors_name_the_file_and_the_fault", "bad") else {
+        return;
+    };
     // Missing files.
     let e = idx::load_split(&d, "train").unwrap_err().to_string();
     assert!(

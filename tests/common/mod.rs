@@ -64,3 +64,28 @@ impl rand_core::TryRng for SplitMix {
         Ok(())
     }
 }
+
+/// Whether this platform can start a thread. Tests that need one call it first and
+/// return, saying so, where it cannot (wasm32 without threads, some embedded Linux).
+pub fn threads_available(test: &str) -> bool {
+    let ok = std::thread::Builder::new()
+        .spawn(|| {})
+        .is_ok_and(|h| h.join().is_ok());
+    if !ok {
+        eprintln!("{test}: skipped, this platform cannot start a thread");
+    }
+    ok
+}
+
+/// A fresh directory under the temp dir, or `None` (said on stderr) where the platform
+/// has none to write to.
+pub fn temp_dir(test: &str, name: &str) -> Option<std::path::PathBuf> {
+    let d = std::env::temp_dir().join(format!("mlp-kernels-{name}-{}", std::process::id()));
+    match std::fs::create_dir_all(&d) {
+        Ok(()) => Some(d),
+        Err(e) => {
+            eprintln!("{test}: skipped, no temp dir ({}: {e})", d.display());
+            None
+        }
+    }
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Builds and tests mlp-kernels on the targets that the host toolchain cannot reach.
+#
+#   scripts/cross.sh consumer   the no_std consumer (tests/no_std_consumer) for
+#                               thumbv7em-none-eabihf, thumbv8m.main-none-eabihf,
+#                               x86_64-unknown-none (no SSE) and wasm32-unknown-unknown
+#   scripts/cross.sh aarch64    the full `cargo test` for aarch64-unknown-linux-gnu
+#                               (NEON through `wide`), run under qemu-aarch64
+#
+# rustup has no other targets here, so both use Debian's rustc-web (1.96, with its
+# library source) and -Zbuild-std; scripts/cross-setup.sh installs it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+bash scripts/cross-setup.sh
+export RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1
+cargo=/usr/bin/cargo
+
+consumer() {
+  local t
+  for t in thumbv7em-none-eabihf thumbv8m.main-none-eabihf x86_64-unknown-none \
+    wasm32-unknown-unknown; do
+    echo "== no_std consumer for $t"
+    $cargo build --locked --release --manifest-path tests/no_std_consumer/Cargo.toml \
+      -Zbuild-std=core -Zbuild-std-features=compiler-builtins-mem \
+      --target "$t" --target-dir "$root/target/cross"
+  done
+}
+
+aarch64() {
+  echo "== cargo test for aarch64-unknown-linux-gnu under qemu-aarch64"
+  CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+  CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu" \
+    $cargo test --locked -Zbuild-std --target aarch64-unknown-linux-gnu \
+      --target-dir "$root/target/cross" "$@"
+}
+
+case "${1:-}" in
+  consumer) consumer ;;
+  aarch64) shift; aarch64 "$@" ;;
+  *) sed -n '2,11p' "$0"; exit 2 ;;
+esac
