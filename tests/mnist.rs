@@ -11,7 +11,7 @@ mod train;
 mod common;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use mlp_kernels::{Kernels, Sgd};
 use train::{Buffers, Net, SIZES, Step};
