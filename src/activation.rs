@@ -3,44 +3,45 @@
 //! with threshold 0: the gradient at exactly 0 is 0).
 
 use crate::error::check_len;
-use crate::simd::{Simd, dispatch, map_in_place, map_into, zip_in_place, zip_into};
+use crate::simd::{LaneFn, LaneFn2, MapInPlace, MapInto, Simd, ZipInPlace, ZipInto};
 use crate::{Error, Kernels};
 
 /// max(0, x) with x second, so that a NaN x comes through (x86 max semantics).
-#[inline(always)]
-fn relu_v<S: Simd>(s: S, x: S::V) -> S::V {
-    s.max(s.splat(0.0), x)
+struct Relu;
+
+impl LaneFn for Relu {
+    #[inline(always)]
+    fn apply<S: Simd>(&self, s: S, x: S::V) -> S::V {
+        s.max(s.splat(0.0), x)
+    }
 }
 
 /// The incoming gradient where the output is > 0 (or NaN), else 0.
-#[inline(always)]
-fn mask_v<S: Simd>(s: S, out: S::V, g: S::V) -> S::V {
-    let zero = s.splat(0.0);
-    s.select(s.le(out, zero), zero, g)
+struct ReluMask;
+
+impl LaneFn2 for ReluMask {
+    #[inline(always)]
+    fn apply<S: Simd>(&self, s: S, out: S::V, g: S::V) -> S::V {
+        let zero = s.splat(0.0);
+        s.select(s.le(out, zero), zero, g)
+    }
 }
 
 impl Kernels {
     /// `y[i] = max(0, x[i])`; `Err` if the lengths differ.
     pub fn relu(&self, x: &[f32], y: &mut [f32]) -> Result<(), Error> {
         check_len("y", x.len(), y.len())?;
-        dispatch!(self.backend, |s| map_into(
-            s,
-            x,
-            y,
-            #[inline(always)]
-            |v| relu_v(s, v)
-        ));
+        self.isa.vectorize(MapInto {
+            src: x,
+            dst: y,
+            f: Relu,
+        });
         Ok(())
     }
 
     /// `x[i] = max(0, x[i])`.
     pub fn relu_in_place(&self, x: &mut [f32]) {
-        dispatch!(self.backend, |s| map_in_place(
-            s,
-            x,
-            #[inline(always)]
-            |v| relu_v(s, v)
-        ));
+        self.isa.vectorize(MapInPlace { x, f: Relu });
     }
 
     /// `grad_in[i] = grad_out[i]` where `output[i] > 0`, else 0, with `output` the
@@ -53,27 +54,23 @@ impl Kernels {
     ) -> Result<(), Error> {
         check_len("grad_out", output.len(), grad_out.len())?;
         check_len("grad_in", output.len(), grad_in.len())?;
-        dispatch!(self.backend, |s| zip_into(
-            s,
-            output,
-            grad_out,
-            grad_in,
-            #[inline(always)]
-            |o, g| mask_v(s, o, g)
-        ));
+        self.isa.vectorize(ZipInto {
+            a: output,
+            b: grad_out,
+            out: grad_in,
+            f: ReluMask,
+        });
         Ok(())
     }
 
     /// `grad[i] = 0` where `output[i] <= 0`, in place. `Err` if the lengths differ.
     pub fn relu_backward_in_place(&self, output: &[f32], grad: &mut [f32]) -> Result<(), Error> {
         check_len("grad", output.len(), grad.len())?;
-        dispatch!(self.backend, |s| zip_in_place(
-            s,
-            output,
-            grad,
-            #[inline(always)]
-            |o, g| { mask_v(s, o, g) }
-        ));
+        self.isa.vectorize(ZipInPlace {
+            a: output,
+            dst: grad,
+            f: ReluMask,
+        });
         Ok(())
     }
 }

@@ -1,7 +1,7 @@
 //! e^x over a slice; the vector algorithm and its accuracy are in `simd/exp.rs`.
 
 use crate::error::check_len;
-use crate::simd::{Simd, dispatch, map_in_place, map_into};
+use crate::simd::{LaneFn, MapInPlace, MapInto, Simd};
 use crate::{Error, Kernels};
 
 impl Kernels {
@@ -10,24 +10,26 @@ impl Kernels {
     /// subnormals to 0. `Err` if the lengths differ.
     pub fn exp(&self, x: &[f32], out: &mut [f32]) -> Result<(), Error> {
         check_len("out", x.len(), out.len())?;
-        dispatch!(self.backend, |s| map_into(
-            s,
-            x,
-            out,
-            #[inline(always)]
-            |v| s.exp(v)
-        ));
+        self.isa.vectorize(MapInto {
+            src: x,
+            dst: out,
+            f: Exp,
+        });
         Ok(())
     }
 
     /// `x[i] = e^x[i]`, as [`Kernels::exp`].
     pub fn exp_in_place(&self, x: &mut [f32]) {
-        dispatch!(self.backend, |s| map_in_place(
-            s,
-            x,
-            #[inline(always)]
-            |v| s.exp(v)
-        ));
+        self.isa.vectorize(MapInPlace { x, f: Exp });
+    }
+}
+
+struct Exp;
+
+impl LaneFn for Exp {
+    #[inline(always)]
+    fn apply<S: Simd>(&self, s: S, x: S::V) -> S::V {
+        s.exp(x)
     }
 }
 

@@ -72,30 +72,33 @@ pub use loss::{
 /// The kernels bound to one backend that this CPU supports.
 ///
 /// Made by [`Kernels::new`] (checked) or [`Kernels::detect`] (the best). It is a plain
-/// `Copy` value, so threads can each use their own backend at the same time.
+/// `Copy` value, so threads can each use their own backend at the same time. Holding
+/// one is the proof that the CPU runs its backend: no other road leads to the
+/// AVX2/AVX-512 code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Kernels {
-    backend: Backend,
+    isa: simd::Isa,
 }
 
 impl Kernels {
     /// Kernels on `backend`, or [`Error::UnsupportedBackend`] if the CPU lacks it.
     pub fn new(backend: Backend) -> Result<Kernels, Error> {
-        Ok(Kernels {
-            backend: backend.check()?,
-        })
+        match simd::Isa::new(backend) {
+            Some(isa) => Ok(Kernels { isa }),
+            None => Err(Error::UnsupportedBackend(backend)),
+        }
     }
 
     /// Kernels on the best backend of this CPU ([`Backend::detect`]).
     pub fn detect() -> Kernels {
         Kernels {
-            backend: Backend::detect(),
+            isa: simd::Isa::best(),
         }
     }
 
     /// The backend these kernels run on.
     pub fn backend(&self) -> Backend {
-        self.backend
+        self.isa.backend()
     }
 }
 

@@ -10,7 +10,7 @@
 //! Transposes are views, so no operand is copied.
 
 use crate::error::check_len;
-use crate::simd::{Simd, dispatch, zip_in_place};
+use crate::simd::{LaneFn2, Simd, ZipInPlace};
 use crate::{Error, Kernels, MatMut, MatRef, gemm_workspace_len};
 
 /// The shape of a linear layer and how many threads its products may use.
@@ -192,17 +192,13 @@ impl Linear {
             if !grads.accumulate {
                 db.fill(0.0);
             }
-            dispatch!(k.backend(), |s| {
-                for row in dy.chunks_exact(o) {
-                    zip_in_place(
-                        s,
-                        row,
-                        db,
-                        #[inline(always)]
-                        |a, b| s.add(a, b),
-                    );
-                }
-            });
+            for row in dy.chunks_exact(o) {
+                k.isa.vectorize(ZipInPlace {
+                    a: row,
+                    dst: &mut *db,
+                    f: Add,
+                });
+            }
         }
         if let Some(dx) = grads.input {
             self.gemm(k, dyv, w, 0.0, MatMut::row_major(dx, batch, i)?, workspace)?;
@@ -224,5 +220,14 @@ impl Linear {
             return k.gemm_threaded(self.threads, 1.0, a, b, beta, c, ws);
         }
         k.gemm(1.0, a, b, beta, c, ws)
+    }
+}
+
+struct Add;
+
+impl LaneFn2 for Add {
+    #[inline(always)]
+    fn apply<S: Simd>(&self, s: S, a: S::V, b: S::V) -> S::V {
+        s.add(a, b)
     }
 }

@@ -12,7 +12,8 @@
 //! ```
 
 use crate::error::check_len;
-use crate::simd::{Simd, dispatch};
+use crate::gemm::GemmKernel;
+use crate::simd::{Simd, WithSimd};
 use crate::{Error, Kernels};
 
 /// The hyper-parameters of `torch.optim.SGD`, with its defaults (all 0 or false but
@@ -118,15 +119,37 @@ impl Kernels {
         if opt.momentum != 0.0 {
             check_len("momentum_buffer", param.len(), momentum_buffer.len())?;
         }
-        dispatch!(self.backend, |s| sgd_kernel(
-            s,
+        self.isa.vectorize(SgdStep {
             opt,
             param,
             grad,
             momentum_buffer,
-            first_step
-        ));
+            first_step,
+        });
         Ok(())
+    }
+}
+
+struct SgdStep<'a> {
+    opt: &'a Sgd,
+    param: &'a mut [f32],
+    grad: &'a [f32],
+    momentum_buffer: &'a mut [f32],
+    first_step: bool,
+}
+
+impl WithSimd for SgdStep<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: GemmKernel>(self, s: S) {
+        sgd_kernel(
+            s,
+            self.opt,
+            self.param,
+            self.grad,
+            self.momentum_buffer,
+            self.first_step,
+        )
     }
 }
 

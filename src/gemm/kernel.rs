@@ -6,6 +6,21 @@
 use crate::simd::{Avx2, Avx512};
 use crate::simd::{Portable, Simd};
 
+// The blocking invariants, checked by the compiler: the workspace is sized with
+// MR_MAX and NR_MAX, and MC and NC are cut into whole tiles, for every backend.
+const _: () = {
+    use super::blocking::{MC, MR_MAX, NC, NR_MAX};
+    const fn fits<K: GemmKernel>() -> bool {
+        MR_MAX.is_multiple_of(K::MR)
+            && NR_MAX.is_multiple_of(K::NR)
+            && MC.is_multiple_of(K::MR)
+            && NC.is_multiple_of(K::NR)
+    }
+    assert!(fits::<Portable>());
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    assert!(fits::<Avx2>() && fits::<Avx512>());
+};
+
 /// One tile's operands, as raw parts checked by the caller.
 #[derive(Clone, Copy)]
 pub(crate) struct Tile {

@@ -29,9 +29,10 @@ mod pool;
 #[cfg(feature = "std")]
 use crate::simd::MAX_LANES as LANES_MAX;
 use blocking::{ALIGN_SLACK, KC, MC, MR_MAX, NC, NR_MAX};
-use kernel::{GemmKernel, Tile};
+pub(crate) use kernel::GemmKernel;
+use kernel::Tile;
 
-use crate::simd::dispatch;
+use crate::simd::WithSimd;
 use crate::{Error, Kernels};
 
 /// A read-only strided matrix view: element (i, j) is `data[i * row_stride + j * col_stride]`.
@@ -485,15 +486,49 @@ impl Kernels {
         } else {
             (a, b, c)
         };
-        // SAFETY (both): forwarded; the swap keeps every condition.
+        // The swap keeps every condition of this function's contract, which is what
+        // `Product::with_simd` relies on.
+        let p = Product {
+            alpha,
+            a,
+            b,
+            beta,
+            c,
+            ws,
+        };
+        self.isa.vectorize(p);
+    }
+}
+
+/// The operands of one product, as `gemm_raw` checked them. Made only there: its
+/// fields carry `gemm_raw`'s safety contract.
+struct Product<'a, 'w> {
+    alpha: f32,
+    a: MatRef<'a>,
+    b: MatRef<'a>,
+    beta: f32,
+    c: RawMat,
+    ws: &'w mut [f32],
+}
+
+impl WithSimd for Product<'_, '_> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: GemmKernel>(self, s: S) {
+        let Product {
+            alpha,
+            a,
+            b,
+            beta,
+            c,
+            ws,
+        } = self;
+        // SAFETY (both): a `Product` is made only by `gemm_raw`, whose caller
+        // guarantees C's elements, the shapes and the workspace.
         if c.rows == 1 && c.cs == 1 && gemv::applies(&a, &b) {
-            dispatch!(self.backend, |s| unsafe {
-                gemv::gemv(s, alpha, &a, &b, beta, c.ptr)
-            });
+            unsafe { gemv::gemv(s, alpha, &a, &b, beta, c.ptr) }
         } else {
-            dispatch!(self.backend, |s| unsafe {
-                blocked(s, alpha, &a, &b, beta, c, ws)
-            });
+            unsafe { blocked(s, alpha, &a, &b, beta, c, ws) }
         }
     }
 }

@@ -25,6 +25,11 @@ pub(crate) fn pack_b<S: GemmKernel>(
     dst: &mut [f32],
 ) {
     let nr = S::NR;
+    debug_assert!(
+        dst.len() >= nc.div_ceil(nr) * kc * nr,
+        "pack_b: buffer of {} floats for {nc} columns of depth {kc}",
+        dst.len()
+    );
     for (jp, panel) in (0..nc).step_by(nr).zip(dst.chunks_exact_mut(kc * nr)) {
         let w = nr.min(nc - jp);
         if b.rs == 1 && b.cs != 1 {
@@ -108,6 +113,11 @@ pub(crate) fn pack_a(
     mr: usize,
     dst: &mut [f32],
 ) {
+    debug_assert!(
+        dst.len() >= mc.div_ceil(mr) * kc * mr,
+        "pack_a: buffer of {} floats for {mc} rows of depth {kc}",
+        dst.len()
+    );
     for (ip, panel) in (0..mc).step_by(mr).zip(dst.chunks_exact_mut(kc * mr)) {
         let h = mr.min(mc - ip);
         for (p, col) in panel.chunks_exact_mut(mr).enumerate() {

@@ -21,7 +21,8 @@
 use super::fused::{Sums, ce_kernel};
 use super::rows_of;
 use crate::error::check_len;
-use crate::simd::dispatch;
+use crate::gemm::GemmKernel;
+use crate::simd::WithSimd;
 use crate::{Error, Kernels};
 
 /// How the per-row losses become the returned loss (PyTorch's `reduction`).
@@ -201,6 +202,34 @@ pub(super) fn class_weight(weight: Option<&[f32]>, c: i64, classes: usize) -> Op
     }
 }
 
+/// [`ce_kernel`]'s arguments, checked by `plan`; with `GRAD` it writes the gradient.
+struct CeRows<'a, const GRAD: bool> {
+    logits: &'a [f32],
+    classes: usize,
+    target: Target<'a>,
+    opts: &'a CrossEntropy<'a>,
+    scale: f32,
+    losses: &'a mut [f32],
+    grad: &'a mut [f32],
+}
+
+impl<const GRAD: bool> WithSimd for CeRows<'_, GRAD> {
+    type Output = Sums;
+    #[inline(always)]
+    fn with_simd<S: GemmKernel>(self, s: S) -> Sums {
+        ce_kernel::<_, GRAD>(
+            s,
+            self.logits,
+            self.classes,
+            self.target,
+            self.opts,
+            self.scale,
+            self.losses,
+            self.grad,
+        )
+    }
+}
+
 impl Kernels {
     /// Softmax cross-entropy of the `[rows, classes]` logits against `target`, as
     /// `torch.nn.functional.cross_entropy(logits, target, weight, ignore_index=...,
@@ -228,8 +257,14 @@ impl Kernels {
         losses: &mut [f32],
     ) -> Result<f32, Error> {
         let p = plan(logits.len(), classes, target, opts, losses.len(), None)?;
-        let total = dispatch!(self.backend, |s| {
-            ce_kernel::<_, false>(s, logits, classes, target, opts, 1.0, losses, &mut [])
+        let total = self.isa.vectorize(CeRows::<false> {
+            logits,
+            classes,
+            target,
+            opts,
+            scale: 1.0,
+            losses,
+            grad: &mut [],
         });
         Ok(total.reduce(opts, p.divisor))
     }
@@ -270,8 +305,14 @@ impl Kernels {
             Some(grad.len()),
         )?;
         let scale = (1.0 / p.divisor) as f32;
-        let total = dispatch!(self.backend, |s| {
-            ce_kernel::<_, true>(s, logits, classes, target, opts, scale, losses, grad)
+        let total = self.isa.vectorize(CeRows::<true> {
+            logits,
+            classes,
+            target,
+            opts,
+            scale,
+            losses,
+            grad,
         });
         Ok(total.reduce(opts, p.divisor))
     }

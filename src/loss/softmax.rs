@@ -15,7 +15,8 @@
 
 use super::rows_of;
 use crate::error::check_len;
-use crate::simd::{MAX_LANES, Simd, dispatch, map_in_place, map_into};
+use crate::gemm::GemmKernel;
+use crate::simd::{MAX_LANES, Simd, WithSimd, map_in_place, map_into};
 use crate::{Error, Kernels};
 
 const NEG_INF: f32 = f32::NEG_INFINITY;
@@ -297,15 +298,76 @@ fn log_softmax_row<S: Simd>(s: S, x: Option<&[f32]>, out: &mut [f32]) {
     }
 }
 
+/// log-sum-exp of one row.
+struct Lse<'a> {
+    x: &'a [f32],
+}
+
+impl WithSimd for Lse<'_> {
+    type Output = f32;
+    #[inline(always)]
+    fn with_simd<S: GemmKernel>(self, s: S) -> f32 {
+        let (sum, sh, _) = lse_parts::<_, false>(s, self.x, None, &[]);
+        libm::logf(sum) + sh
+    }
+}
+
+/// log-sum-exp of every row of `x`, into `out`.
+struct LseRows<'a> {
+    x: &'a [f32],
+    cols: usize,
+    out: &'a mut [f32],
+}
+
+impl WithSimd for LseRows<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: GemmKernel>(self, s: S) {
+        lse_rows(s, self.x, self.cols, self.out)
+    }
+}
+
+/// Softmax (or with `LOG`, log-softmax) of every row of `src` into `dst`, or of
+/// `dst` in place when `src` is `None`.
+struct Rows<'a, const LOG: bool> {
+    src: Option<&'a [f32]>,
+    dst: &'a mut [f32],
+    cols: usize,
+}
+
+impl<const LOG: bool> WithSimd for Rows<'_, LOG> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: GemmKernel>(self, s: S) {
+        let row = |src: Option<&[f32]>, dst: &mut [f32]| {
+            if LOG {
+                log_softmax_row(s, src, dst)
+            } else {
+                softmax_row(s, src, dst)
+            }
+        };
+        let cols = self.cols;
+        match self.src {
+            Some(x) => {
+                for (r, o) in x.chunks_exact(cols).zip(self.dst.chunks_exact_mut(cols)) {
+                    row(Some(r), o);
+                }
+            }
+            None => {
+                for r in self.dst.chunks_exact_mut(cols) {
+                    row(None, r);
+                }
+            }
+        }
+    }
+}
+
 impl Kernels {
     /// log(sum exp(x_i)) of one row, as `torch.logsumexp`: within a few ulp plus
     /// `n` eps of the exact value for any finite input (rows of 1e30 included), +inf
     /// if the row holds +inf, -inf if it is empty or all -inf, NaN if it holds NaN.
     pub fn logsumexp(&self, x: &[f32]) -> f32 {
-        dispatch!(self.backend, |s| {
-            let (sum, sh, _) = lse_parts::<_, false>(s, x, None, &[]);
-            libm::logf(sum) + sh
-        })
+        self.isa.vectorize(Lse { x })
     }
 
     /// [`Kernels::logsumexp`] of every row of the row-major `[rows, cols]` matrix
@@ -314,7 +376,7 @@ impl Kernels {
     pub fn logsumexp_rows(&self, x: &[f32], cols: usize, out: &mut [f32]) -> Result<(), Error> {
         let rows = rows_of("x", x.len(), cols)?;
         check_len("out", rows, out.len())?;
-        dispatch!(self.backend, |s| lse_rows(s, x, cols, out));
+        self.isa.vectorize(LseRows { x, cols, out });
         Ok(())
     }
 
@@ -325,10 +387,10 @@ impl Kernels {
     pub fn softmax(&self, x: &[f32], cols: usize, out: &mut [f32]) -> Result<(), Error> {
         rows_of("x", x.len(), cols)?;
         check_len("out", x.len(), out.len())?;
-        dispatch!(self.backend, |s| {
-            for (r, o) in x.chunks_exact(cols).zip(out.chunks_exact_mut(cols)) {
-                softmax_row(s, Some(r), o);
-            }
+        self.isa.vectorize(Rows::<false> {
+            src: Some(x),
+            dst: out,
+            cols,
         });
         Ok(())
     }
@@ -336,10 +398,10 @@ impl Kernels {
     /// [`Kernels::softmax`] in place.
     pub fn softmax_in_place(&self, x: &mut [f32], cols: usize) -> Result<(), Error> {
         rows_of("x", x.len(), cols)?;
-        dispatch!(self.backend, |s| {
-            for r in x.chunks_exact_mut(cols) {
-                softmax_row(s, None, r);
-            }
+        self.isa.vectorize(Rows::<false> {
+            src: None,
+            dst: x,
+            cols,
         });
         Ok(())
     }
@@ -351,10 +413,10 @@ impl Kernels {
     pub fn log_softmax(&self, x: &[f32], cols: usize, out: &mut [f32]) -> Result<(), Error> {
         rows_of("x", x.len(), cols)?;
         check_len("out", x.len(), out.len())?;
-        dispatch!(self.backend, |s| {
-            for (r, o) in x.chunks_exact(cols).zip(out.chunks_exact_mut(cols)) {
-                log_softmax_row(s, Some(r), o);
-            }
+        self.isa.vectorize(Rows::<true> {
+            src: Some(x),
+            dst: out,
+            cols,
         });
         Ok(())
     }
@@ -362,10 +424,10 @@ impl Kernels {
     /// [`Kernels::log_softmax`] in place.
     pub fn log_softmax_in_place(&self, x: &mut [f32], cols: usize) -> Result<(), Error> {
         rows_of("x", x.len(), cols)?;
-        dispatch!(self.backend, |s| {
-            for r in x.chunks_exact_mut(cols) {
-                log_softmax_row(s, None, r);
-            }
+        self.isa.vectorize(Rows::<true> {
+            src: None,
+            dst: x,
+            cols,
         });
         Ok(())
     }

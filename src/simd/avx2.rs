@@ -2,18 +2,28 @@
 
 use core::arch::x86_64::*;
 
-use super::Simd;
+use super::{Simd, WithSimd};
 
 /// Token proving that the CPU has AVX2 and FMA (and the OS saves the YMM state).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Avx2(());
 
 impl Avx2 {
-    /// # Safety
-    /// The CPU must support AVX2 and FMA; [`super::Backend::is_supported`] checks it.
+    /// The token, if this CPU (and OS) runs AVX2 and FMA.
+    pub(crate) fn try_new() -> Option<Avx2> {
+        super::Backend::Avx2.is_supported().then_some(Avx2(()))
+    }
+
+    /// Runs `w` inside a function compiled for AVX2 and FMA, so that the intrinsics of its
+    /// `#[inline(always)]` kernels inline there.
     #[inline(always)]
-    pub(crate) unsafe fn new_unchecked() -> Self {
-        Avx2(())
+    pub(crate) fn vectorize<W: WithSimd>(self, w: W) -> W::Output {
+        #[target_feature(enable = "avx2,fma")]
+        fn run<W: WithSimd>(t: Avx2, w: W) -> W::Output {
+            w.with_simd(t)
+        }
+        // SAFETY: `self` exists, so `try_new` found the CPU features that `run` needs.
+        unsafe { run(self, w) }
     }
 }
 
@@ -39,11 +49,18 @@ impl Simd for Avx2 {
         let s = &mut s[..8];
         unsafe { _mm256_storeu_ps(s.as_mut_ptr(), v) }
     }
+    /// `vmaskmovps` where the whole 32-byte span lies in the page of the slice's first
+    /// element, the stack-buffer path elsewhere. Intel guarantees that masked-off
+    /// lanes never fault; AMD's manual leaves it to the implementation, so the mask
+    /// must never reach into a page that the slice does not touch.
     #[inline(always)]
     fn load_partial(self, s: &[f32], fill: f32) -> __m256 {
+        if s.is_empty() || !within_one_page(s.as_ptr()) {
+            return super::load_partial_buffered(self, s, fill);
+        }
         let n = s.len().min(8) as i32;
-        // SAFETY: the mask enables lanes 0..n only, and maskload does not touch the
-        // memory of disabled lanes, so only s[..n] is read.
+        // SAFETY: the mask enables lanes 0..n only, so only s[..n] is read, and the
+        // disabled lanes lie in the same (mapped) page as s[0].
         unsafe {
             let m = _mm256_cmpgt_epi32(
                 _mm256_set1_epi32(n),
@@ -53,10 +70,15 @@ impl Simd for Avx2 {
             _mm256_blendv_ps(_mm256_set1_ps(fill), v, _mm256_castsi256_ps(m))
         }
     }
+    /// As `load_partial`: masked within one page, else through a stack buffer.
     #[inline(always)]
     fn store_partial(self, s: &mut [f32], v: __m256) {
+        if s.is_empty() || !within_one_page(s.as_ptr()) {
+            return super::store_partial_buffered(self, s, v);
+        }
         let n = s.len().min(8) as i32;
-        // SAFETY: as above, only s[..n] is written.
+        // SAFETY: as above, only s[..n] is written, and no disabled lane leaves the
+        // page of s[0].
         unsafe {
             let m = _mm256_cmpgt_epi32(
                 _mm256_set1_epi32(n),
@@ -142,4 +164,11 @@ impl Simd for Avx2 {
             _mm_cvtss_f32(_mm_max_ss(_mm_shuffle_ps::<1>(p, p), p))
         }
     }
+}
+
+/// Whether the 8 floats from `p` on lie in one 4 KiB page (the smallest x86 page), so
+/// that a masked access there cannot touch a page the unmasked lanes do not.
+#[inline(always)]
+fn within_one_page(p: *const f32) -> bool {
+    (p as usize & 4095) <= 4096 - 32
 }

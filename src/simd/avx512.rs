@@ -2,19 +2,29 @@
 
 use core::arch::x86_64::*;
 
-use super::Simd;
+use super::{Simd, WithSimd};
 
 /// Token proving that the CPU has AVX-512F, AVX2 and FMA (and the OS saves the ZMM
 /// state).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Avx512(());
 
 impl Avx512 {
-    /// # Safety
-    /// The CPU must support AVX-512F; [`super::Backend::is_supported`] checks it.
+    /// The token, if this CPU (and OS) runs AVX-512F (with AVX2 and FMA).
+    pub(crate) fn try_new() -> Option<Avx512> {
+        super::Backend::Avx512.is_supported().then_some(Avx512(()))
+    }
+
+    /// Runs `w` inside a function compiled for AVX-512F (with AVX2 and FMA), so that the intrinsics of its
+    /// `#[inline(always)]` kernels inline there.
     #[inline(always)]
-    pub(crate) unsafe fn new_unchecked() -> Self {
-        Avx512(())
+    pub(crate) fn vectorize<W: WithSimd>(self, w: W) -> W::Output {
+        #[target_feature(enable = "avx512f,avx2,fma")]
+        fn run<W: WithSimd>(t: Avx512, w: W) -> W::Output {
+            w.with_simd(t)
+        }
+        // SAFETY: `self` exists, so `try_new` found the CPU features that `run` needs.
+        unsafe { run(self, w) }
     }
 }
 

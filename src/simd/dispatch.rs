@@ -1,12 +1,16 @@
 //! Which backend runs: CPU detection from `cpuid` and `xgetbv` (no std needed), done
-//! once and cached in an atomic, and the trampolines that enter a backend's
-//! `#[target_feature]` context.
+//! once and cached in an atomic, and [`Isa`], the checked backend through which every
+//! kernel enters a backend's `#[target_feature]` context.
 
 use core::fmt;
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 use core::sync::atomic::{AtomicU8, Ordering};
 
+use super::Portable;
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+use super::{Avx2, Avx512};
 use crate::Error;
+use crate::gemm::GemmKernel;
 
 /// An instruction set that the kernels can run on.
 ///
@@ -161,66 +165,71 @@ unsafe fn xcr0() -> u64 {
     unsafe { core::arch::x86_64::_xgetbv(0) }
 }
 
-/// Runs a kernel generic over `Simd` on the given backend.
-///
-/// `$backend` must already be checked as supported (a `Kernels` value is); the body
-/// `$body` is an expression using the token bound to `$s`.
-macro_rules! dispatch {
-    ($backend:expr, |$s:ident| $body:expr) => {{
-        match $backend {
+/// A computation written once over [`Simd`] (and the GEMM register tile that every
+/// backend has), run on one backend by [`Isa::vectorize`]. After pulp's `WithSimd`: a
+/// closure cannot be generic over the backend's type, a trait method can.
+pub(crate) trait WithSimd {
+    type Output;
+    fn with_simd<S: GemmKernel>(self, s: S) -> Self::Output;
+}
+
+/// A backend that this CPU was checked to run: the only road to the x86 backends'
+/// `#[target_feature]` code. The x86 variants hold the backend's token, and a token is
+/// only made by its `try_new`, after the CPU check, so holding an `Isa` is the proof.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Isa {
+    Portable,
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    Avx2(Avx2),
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    Avx512(Avx512),
+}
+
+impl Isa {
+    /// `backend`, if this CPU runs it.
+    pub(crate) fn new(backend: Backend) -> Option<Isa> {
+        match backend {
+            Backend::Portable => Some(Isa::Portable),
             #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-            $crate::simd::Backend::Avx512 => {
-                // SAFETY: the backend was checked as supported before it got here.
-                // The closure must inline into the target-feature function, or its
-                // intrinsics become calls; the body's own `unsafe` blocks nest here.
-                #[allow(unused_unsafe)]
-                let r = unsafe {
-                    $crate::simd::run_avx512(
-                        #[inline(always)]
-                        |$s: $crate::simd::Avx512| $body,
-                    )
-                };
-                r
-            }
+            Backend::Avx2 => Avx2::try_new().map(Isa::Avx2),
             #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-            $crate::simd::Backend::Avx2 => {
-                // SAFETY: as above.
-                #[allow(unused_unsafe)]
-                let r = unsafe {
-                    $crate::simd::run_avx2(
-                        #[inline(always)]
-                        |$s: $crate::simd::Avx2| $body,
-                    )
-                };
-                r
-            }
-            _ => {
-                let $s = $crate::simd::Portable;
-                $body
-            }
+            Backend::Avx512 => Avx512::try_new().map(Isa::Avx512),
+            #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+            _ => None,
         }
-    }};
-}
-pub(crate) use dispatch;
+    }
 
-/// Enters an AVX2+FMA context and runs `f` there.
-///
-/// # Safety
-/// The CPU must support AVX2 and FMA.
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-#[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn run_avx2<R>(f: impl FnOnce(super::Avx2) -> R) -> R {
-    // SAFETY: the caller guarantees the CPU support that the token stands for.
-    f(unsafe { super::Avx2::new_unchecked() })
-}
+    /// The best backend this CPU runs.
+    pub(crate) fn best() -> Isa {
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+        if let Some(t) = Avx512::try_new() {
+            return Isa::Avx512(t);
+        } else if let Some(t) = Avx2::try_new() {
+            return Isa::Avx2(t);
+        }
+        Isa::Portable
+    }
 
-/// Enters an AVX-512F context and runs `f` there.
-///
-/// # Safety
-/// The CPU must support AVX-512F, AVX2 and FMA.
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-#[target_feature(enable = "avx512f,avx2,fma")]
-pub(crate) unsafe fn run_avx512<R>(f: impl FnOnce(super::Avx512) -> R) -> R {
-    // SAFETY: as above.
-    f(unsafe { super::Avx512::new_unchecked() })
+    /// Which backend this is.
+    pub(crate) fn backend(self) -> Backend {
+        match self {
+            Isa::Portable => Backend::Portable,
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            Isa::Avx2(_) => Backend::Avx2,
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            Isa::Avx512(_) => Backend::Avx512,
+        }
+    }
+
+    /// Runs `w` on this backend, inside its `#[target_feature]` context.
+    #[inline(always)]
+    pub(crate) fn vectorize<W: WithSimd>(self, w: W) -> W::Output {
+        match self {
+            Isa::Portable => w.with_simd(Portable),
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            Isa::Avx2(t) => t.vectorize(w),
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            Isa::Avx512(t) => t.vectorize(w),
+        }
+    }
 }

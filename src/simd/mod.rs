@@ -1,11 +1,13 @@
 //! The only place that knows about instruction sets.
 //!
 //! A kernel is written once, generic over [`Simd`], and marked `#[inline(always)]`.
-//! [`dispatch`] runs it inside a `#[target_feature]` function for the chosen backend,
-//! so the same source compiles to SSE2 (portable, through `wide`), AVX2+FMA or AVX-512.
+//! A [`WithSimd`] value carries it and its arguments; [`Isa::vectorize`] runs it inside
+//! a `#[target_feature]` function for the chosen backend, so the same source compiles to
+//! SSE2 (portable, through `wide`), AVX2+FMA or AVX-512.
 //!
 //! A backend value is a zero-sized token. Tokens for the x86 backends are only made
-//! after the CPU was checked, which is what makes their safe methods sound.
+//! by their `try_new`, after the CPU was checked, which is what makes their safe
+//! methods sound; [`Isa`] holds one, and `Kernels` holds an `Isa`.
 
 mod dispatch;
 pub(crate) mod exp;
@@ -17,9 +19,7 @@ mod avx2;
 mod avx512;
 
 pub use dispatch::Backend;
-pub(crate) use dispatch::dispatch;
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-pub(crate) use dispatch::{run_avx2, run_avx512};
+pub(crate) use dispatch::{Isa, WithSimd};
 pub(crate) use portable::Portable;
 
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
@@ -86,20 +86,32 @@ pub(crate) trait Simd: Copy {
     /// Loads `s.len() < LANES` elements, the other lanes set to `fill`.
     #[inline(always)]
     fn load_partial(self, s: &[f32], fill: f32) -> Self::V {
-        let mut buf = [fill; MAX_LANES];
-        let n = s.len().min(Self::LANES);
-        buf[..n].copy_from_slice(&s[..n]);
-        self.load(&buf)
+        load_partial_buffered(self, s, fill)
     }
 
     /// Stores the first `s.len() < LANES` lanes of `v` into `s`.
     #[inline(always)]
     fn store_partial(self, s: &mut [f32], v: Self::V) {
-        let mut buf = [0.0f32; MAX_LANES];
-        self.store(&mut buf, v);
-        let n = s.len().min(Self::LANES);
-        s[..n].copy_from_slice(&buf[..n]);
+        store_partial_buffered(self, s, v)
     }
+}
+
+/// A partial load through a stack buffer: touches `s` and nothing else, on any CPU.
+#[inline(always)]
+pub(crate) fn load_partial_buffered<S: Simd>(simd: S, s: &[f32], fill: f32) -> S::V {
+    let mut buf = [fill; MAX_LANES];
+    let n = s.len().min(S::LANES);
+    buf[..n].copy_from_slice(&s[..n]);
+    simd.load(&buf)
+}
+
+/// A partial store through a stack buffer, as [`load_partial_buffered`].
+#[inline(always)]
+pub(crate) fn store_partial_buffered<S: Simd>(simd: S, s: &mut [f32], v: S::V) {
+    let mut buf = [0.0f32; MAX_LANES];
+    simd.store(&mut buf, v);
+    let n = s.len().min(S::LANES);
+    s[..n].copy_from_slice(&buf[..n]);
 }
 
 /// Applies `f` lane-wise from `src` into `dst` (equal lengths), tails through a
@@ -174,5 +186,104 @@ pub(crate) fn zip_into<S: Simd>(
     let (xt, yt, zt) = (ca.remainder(), cb.remainder(), o.into_remainder());
     if !zt.is_empty() {
         s.store_partial(zt, f(s.load_partial(xt, 0.0), s.load_partial(yt, 0.0)));
+    }
+}
+
+/// A function of one vector, written once over [`Simd`] (a closure cannot be generic
+/// over the backend).
+pub(crate) trait LaneFn {
+    fn apply<S: Simd>(&self, s: S, x: S::V) -> S::V;
+}
+
+/// A function of two vectors, as [`LaneFn`].
+pub(crate) trait LaneFn2 {
+    fn apply<S: Simd>(&self, s: S, a: S::V, b: S::V) -> S::V;
+}
+
+/// [`map_into`] as a [`WithSimd`].
+pub(crate) struct MapInto<'a, F> {
+    pub src: &'a [f32],
+    pub dst: &'a mut [f32],
+    pub f: F,
+}
+
+impl<F: LaneFn> WithSimd for MapInto<'_, F> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: crate::gemm::GemmKernel>(self, s: S) {
+        let f = self.f;
+        map_into(
+            s,
+            self.src,
+            self.dst,
+            #[inline(always)]
+            |v| f.apply(s, v),
+        )
+    }
+}
+
+/// [`map_in_place`] as a [`WithSimd`].
+pub(crate) struct MapInPlace<'a, F> {
+    pub x: &'a mut [f32],
+    pub f: F,
+}
+
+impl<F: LaneFn> WithSimd for MapInPlace<'_, F> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: crate::gemm::GemmKernel>(self, s: S) {
+        let f = self.f;
+        map_in_place(
+            s,
+            self.x,
+            #[inline(always)]
+            |v| f.apply(s, v),
+        )
+    }
+}
+
+/// [`zip_into`] as a [`WithSimd`].
+pub(crate) struct ZipInto<'a, F> {
+    pub a: &'a [f32],
+    pub b: &'a [f32],
+    pub out: &'a mut [f32],
+    pub f: F,
+}
+
+impl<F: LaneFn2> WithSimd for ZipInto<'_, F> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: crate::gemm::GemmKernel>(self, s: S) {
+        let f = self.f;
+        zip_into(
+            s,
+            self.a,
+            self.b,
+            self.out,
+            #[inline(always)]
+            |a, b| f.apply(s, a, b),
+        )
+    }
+}
+
+/// [`zip_in_place`] as a [`WithSimd`].
+pub(crate) struct ZipInPlace<'a, F> {
+    pub a: &'a [f32],
+    pub dst: &'a mut [f32],
+    pub f: F,
+}
+
+impl<F: LaneFn2> WithSimd for ZipInPlace<'_, F> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: crate::gemm::GemmKernel>(self, s: S) {
+        let f = self.f;
+        zip_in_place(
+            s,
+            self.a,
+            self.dst,
+            #[inline(always)]
+            |a, b| f.apply(s, a, b),
+        )
     }
 }

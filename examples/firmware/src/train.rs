@@ -135,7 +135,7 @@ impl SplitMix64 {
 
     /// Uniform in `0..n` by Lemire's multiply-shift (the tiny bias is irrelevant here).
     fn below(&mut self, n: usize) -> usize {
-        ((self.next() >> 32) * n as u64 >> 32) as usize
+        (((self.next() >> 32) * n as u64) >> 32) as usize
     }
 }
 
