@@ -24,25 +24,7 @@ pub(super) unsafe fn gemv<S: Simd>(
     let (n, k) = (b.cols, b.rows);
     // SAFETY: the caller gives n contiguous owned floats.
     let c = unsafe { core::slice::from_raw_parts_mut(c, n) };
-    let finish = |acc: S::V, c: &mut [f32]| {
-        let y = s.mul(s.splat(alpha), acc);
-        let full = c.len() == S::LANES;
-        let y = if beta == 0.0 {
-            y
-        } else {
-            let old = if full {
-                s.load(c)
-            } else {
-                s.load_partial(c, 0.0)
-            };
-            s.fma(s.splat(beta), old, y)
-        };
-        if full {
-            s.store(c, y)
-        } else {
-            s.store_partial(c, y)
-        }
-    };
+    let finish = Finish { s, alpha, beta };
     let a_at = |p: usize| a.data[p * a.cs];
     if b.cs == 1 {
         // Rows of B are contiguous: accumulate a[p] * B[p, j..] over p, in strips of
@@ -52,10 +34,10 @@ pub(super) unsafe fn gemv<S: Simd>(
         for nv in [8, 4, 2, 1] {
             while n - j >= nv * S::LANES {
                 match nv {
-                    8 => strip::<S, 8>(s, a, b, j, c, &finish),
-                    4 => strip::<S, 4>(s, a, b, j, c, &finish),
-                    2 => strip::<S, 2>(s, a, b, j, c, &finish),
-                    _ => strip::<S, 1>(s, a, b, j, c, &finish),
+                    8 => strip::<S, 8>(s, a, b, j, c, finish),
+                    4 => strip::<S, 4>(s, a, b, j, c, finish),
+                    2 => strip::<S, 2>(s, a, b, j, c, finish),
+                    _ => strip::<S, 1>(s, a, b, j, c, finish),
                 }
                 j += nv * S::LANES;
             }
@@ -66,7 +48,7 @@ pub(super) unsafe fn gemv<S: Simd>(
                 let row = &b.data[p * b.rs + j..p * b.rs + n];
                 acc = s.fma(s.splat(a_at(p)), s.load_partial(row, 0.0), acc);
             }
-            finish(acc, &mut c[j..n]);
+            finish.store(acc, &mut c[j..n]);
         }
     } else {
         // Columns of B are contiguous: c[j] = dot(a, B[.., j]), four columns at a time.
@@ -98,7 +80,7 @@ pub(super) unsafe fn gemv<S: Simd>(
                 buf[r] = s.reduce_sum(x);
             }
             let v = s.load_partial(&buf[..h], 0.0);
-            finish(v, &mut c[j..j + h]);
+            finish.store(v, &mut c[j..j + h]);
             j += h;
         }
     }
@@ -112,7 +94,7 @@ fn strip<S: Simd, const NV: usize>(
     b: &MatRef<'_>,
     j: usize,
     c: &mut [f32],
-    finish: &impl Fn(S::V, &mut [f32]),
+    finish: Finish<S>,
 ) {
     let w = NV * S::LANES;
     let mut acc = [s.splat(0.0); NV];
@@ -124,6 +106,40 @@ fn strip<S: Simd, const NV: usize>(
         }
     }
     for (x, out) in acc.iter().zip(c[j..j + w].chunks_exact_mut(S::LANES)) {
-        finish(*x, out);
+        finish.store(*x, out);
+    }
+}
+
+/// c = alpha * acc + beta * c for a vector (or less) of C, never reading C when beta
+/// is 0. A method, not a closure, so that it inlines into the backend's
+/// `#[target_feature]` code whatever the optimiser's mood.
+#[derive(Clone, Copy)]
+struct Finish<S> {
+    s: S,
+    alpha: f32,
+    beta: f32,
+}
+
+impl<S: Simd> Finish<S> {
+    #[inline(always)]
+    fn store(self, acc: S::V, c: &mut [f32]) {
+        let s = self.s;
+        let y = s.mul(s.splat(self.alpha), acc);
+        let full = c.len() == S::LANES;
+        let y = if self.beta == 0.0 {
+            y
+        } else {
+            let old = if full {
+                s.load(c)
+            } else {
+                s.load_partial(c, 0.0)
+            };
+            s.fma(s.splat(self.beta), old, y)
+        };
+        if full {
+            s.store(c, y)
+        } else {
+            s.store_partial(c, y)
+        }
     }
 }
