@@ -102,7 +102,7 @@ pub fn kaiming_normal<R: Rng + ?Sized>(
     nonlinearity: Nonlinearity,
     rng: &mut R,
 ) -> Result<(), Error> {
-    let std = nonlinearity.gain() / libm::sqrt(kaiming_fan(w, shape, mode)?);
+    let std = check_gain(nonlinearity.gain())? / libm::sqrt(kaiming_fan(w, shape, mode)?);
     fill_normal(w, std, rng);
     Ok(())
 }
@@ -115,7 +115,8 @@ pub fn kaiming_uniform<R: Rng + ?Sized>(
     nonlinearity: Nonlinearity,
     rng: &mut R,
 ) -> Result<(), Error> {
-    let bound = libm::sqrt(3.0) * nonlinearity.gain() / libm::sqrt(kaiming_fan(w, shape, mode)?);
+    let gain = check_gain(nonlinearity.gain())?;
+    let bound = libm::sqrt(3.0) * gain / libm::sqrt(kaiming_fan(w, shape, mode)?);
     fill_uniform(w, bound, rng);
     Ok(())
 }
@@ -129,6 +130,7 @@ pub fn xavier_normal<R: Rng + ?Sized>(
     rng: &mut R,
 ) -> Result<(), Error> {
     let (fi, fo) = fans(w, shape)?;
+    check_gain(gain)?;
     fill_normal(w, gain * libm::sqrt(2.0 / (fi + fo)), rng);
     Ok(())
 }
@@ -142,8 +144,22 @@ pub fn xavier_uniform<R: Rng + ?Sized>(
     rng: &mut R,
 ) -> Result<(), Error> {
     let (fi, fo) = fans(w, shape)?;
+    check_gain(gain)?;
     fill_uniform(w, gain * libm::sqrt(6.0 / (fi + fo)), rng);
     Ok(())
+}
+
+/// A gain that scales a distribution must be finite and >= 0 (a NaN slope of
+/// `LeakyRelu` gives a NaN gain).
+fn check_gain(gain: f64) -> Result<f64, Error> {
+    if gain.is_finite() && gain >= 0.0 {
+        Ok(gain)
+    } else {
+        Err(Error::InvalidParameter {
+            name: "gain",
+            reason: "must be finite and >= 0",
+        })
+    }
 }
 
 fn kaiming_fan(w: &[f32], shape: [usize; 2], mode: FanMode) -> Result<f64, Error> {

@@ -123,11 +123,26 @@ impl Linear {
     ) -> Result<(), Error> {
         let (i, o) = (self.in_features, self.out_features);
         let batch = self.batch(x)?;
+        check_len(
+            "weight (out x in)",
+            Self::size("weight", o, i)?,
+            weight.len(),
+        )?;
         let w = MatRef::row_major(weight, o, i)?;
         check_len("y (batch x out)", Self::size("y", batch, o)?, y.len())?;
+        if let Some(b) = bias {
+            check_len("bias", o, b.len())?;
+        }
+        // Every check before `y` is written (the bias goes there first).
+        let need = self.workspace_len(batch);
+        if workspace.len() < need {
+            return Err(Error::WorkspaceTooSmall {
+                needed: need,
+                found: workspace.len(),
+            });
+        }
         let beta = match bias {
             Some(b) => {
-                check_len("bias", o, b.len())?;
                 for row in y.chunks_exact_mut(o) {
                     row.copy_from_slice(b);
                 }
@@ -158,6 +173,11 @@ impl Linear {
         let (i, o) = (self.in_features, self.out_features);
         let batch = self.batch(x)?;
         check_len("dy (batch x out)", Self::size("dy", batch, o)?, dy.len())?;
+        check_len(
+            "weight (out x in)",
+            Self::size("weight", o, i)?,
+            weight.len(),
+        )?;
         let w = MatRef::row_major(weight, o, i)?;
         let xv = MatRef::row_major(x, batch, i)?;
         let dyv = MatRef::row_major(dy, batch, o)?;

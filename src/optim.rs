@@ -77,20 +77,21 @@ impl Sgd {
         Sgd { maximize, ..self }
     }
 
-    /// The checks of `torch.optim.SGD.__init__`, and NaN refused everywhere.
+    /// The checks of `torch.optim.SGD.__init__`, and every non-finite value refused
+    /// (PyTorch takes `lr=inf` and trains to NaN; here it is an error up front).
     pub fn validate(&self) -> Result<(), Error> {
         let bad = |name, reason| Err(Error::InvalidParameter { name, reason });
-        if self.lr.is_nan() || self.lr < 0.0 {
-            return bad("lr", "must be >= 0");
+        for (name, x) in [
+            ("lr", self.lr),
+            ("momentum", self.momentum),
+            ("weight_decay", self.weight_decay),
+        ] {
+            if !x.is_finite() || x < 0.0 {
+                return bad(name, "must be finite and >= 0");
+            }
         }
-        if self.momentum.is_nan() || self.momentum < 0.0 {
-            return bad("momentum", "must be >= 0");
-        }
-        if self.weight_decay.is_nan() || self.weight_decay < 0.0 {
-            return bad("weight_decay", "must be >= 0");
-        }
-        if self.dampening.is_nan() {
-            return bad("dampening", "must not be NaN");
+        if !self.dampening.is_finite() {
+            return bad("dampening", "must be finite");
         }
         if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
             return bad("nesterov", "needs momentum > 0 and dampening = 0");

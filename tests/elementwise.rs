@@ -205,6 +205,15 @@ fn sgd_rejects_what_pytorch_rejects() {
     let bad = [
         (Sgd::new(-0.1), "lr"),
         (Sgd::new(f32::NAN), "lr"),
+        (Sgd::new(f32::INFINITY), "lr"),
+        (Sgd::new(0.1).with_momentum(f32::INFINITY), "momentum"),
+        (Sgd::new(0.1).with_momentum(f32::NAN), "momentum"),
+        (
+            Sgd::new(0.1).with_weight_decay(f32::INFINITY),
+            "weight_decay",
+        ),
+        (Sgd::new(0.1).with_dampening(f32::NEG_INFINITY), "dampening"),
+        (Sgd::new(0.1).with_dampening(f32::NAN), "dampening"),
         (Sgd::new(0.1).with_momentum(-0.5), "momentum"),
         (Sgd::new(0.1).with_weight_decay(-1.0), "weight_decay"),
         (Sgd::new(0.1).with_nesterov(true), "nesterov"),

@@ -471,3 +471,56 @@ fn extreme_shapes_and_strides_do_not_panic() {
             .is_err()
     );
 }
+
+#[test]
+fn linear_checks_everything_before_it_writes_and_names_the_argument() {
+    use mlp_kernels::{Linear, LinearGrads};
+    let k = Kernels::detect();
+    let layer = Linear::new(3, 2);
+    let (x, w, b) = ([1.0f32; 6], [0.5f32; 6], [0.25f32; 2]);
+    let mut y = [9.0f32; 4];
+    let short = layer.workspace_len(2) - 1;
+    let r = layer.forward(&k, &x, &w, Some(&b), &mut y, &mut vec![0.0; short]);
+    assert!(matches!(r, Err(Error::WorkspaceTooSmall { .. })), "{r:?}");
+    assert_eq!(y, [9.0; 4], "y written before the workspace was checked");
+    let mut ws = vec![0.0; layer.workspace_len(2)];
+    let r = layer.forward(&k, &x, &w[..5], Some(&b), &mut y, &mut ws);
+    assert!(
+        matches!(r, Err(Error::ShapeMismatch { what, expected: 6, found: 5 }) if what.starts_with("weight")),
+        "{r:?}"
+    );
+    let mut gw = [0.0f32; 6];
+    let grads = LinearGrads {
+        weight: &mut gw,
+        bias: None,
+        input: None,
+        accumulate: false,
+    };
+    let r = layer.backward(&k, &x, &w[..4], &[1.0; 4], grads, &mut ws);
+    assert!(
+        matches!(r, Err(Error::ShapeMismatch { what, .. }) if what.starts_with("weight")),
+        "{r:?}"
+    );
+    assert_eq!(y, [9.0; 4]);
+    // The happy path still computes y = x W^T + b.
+    layer
+        .forward(&k, &x, &w, Some(&b), &mut y, &mut ws)
+        .unwrap();
+    assert_eq!(y, [1.75; 4]);
+}
+
+#[test]
+fn an_empty_matrix_never_overlaps() {
+    let mut none: [f32; 0] = [];
+    for (rows, cols) in [(0, 5), (5, 0), (0, 0)] {
+        assert!(
+            MatMut::new(&mut none, rows, cols, 0, 0).is_ok(),
+            "{rows}x{cols}"
+        );
+    }
+    let mut one = [0.0f32; 4];
+    assert!(
+        MatMut::new(&mut one, 2, 2, 0, 0).is_err(),
+        "2x2 on one place overlaps"
+    );
+}

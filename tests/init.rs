@@ -104,3 +104,20 @@ fn bad_shapes_are_errors() {
     ));
     assert!(xavier_normal(&mut w, [usize::MAX, 2], 1.0, &mut rng).is_err());
 }
+
+#[test]
+fn non_finite_or_negative_gains_are_errors_and_write_nothing() {
+    let mut rng = SplitMix(6);
+    let mut w = vec![7.0f32; 12];
+    let gain_err =
+        |r: Result<(), Error>| matches!(r, Err(Error::InvalidParameter { name: "gain", .. }));
+    for g in [f64::NAN, f64::INFINITY, -1.0] {
+        assert!(gain_err(xavier_normal(&mut w, [3, 4], g, &mut rng)), "{g}");
+        assert!(gain_err(xavier_uniform(&mut w, [3, 4], g, &mut rng)), "{g}");
+    }
+    // A NaN slope gives a NaN gain.
+    let (nl, fan) = (Nonlinearity::LeakyRelu(f32::NAN), FanMode::FanIn);
+    assert!(gain_err(kaiming_normal(&mut w, [3, 4], fan, nl, &mut rng)));
+    assert!(gain_err(kaiming_uniform(&mut w, [3, 4], fan, nl, &mut rng)));
+    assert!(w.iter().all(|&x| x == 7.0), "a refused call wrote");
+}

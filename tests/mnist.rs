@@ -11,7 +11,7 @@ mod train;
 mod common;
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use mlp_kernels::{Kernels, Sgd};
 use train::{Buffers, Net, SIZES, Step};
@@ -36,7 +36,8 @@ fn write_split(dir: &Path, split: &str, images: &[u8], labels: &[u8], gzip: bool
         format!("{split}-images-idx3-ubyte"),
         format!("{split}-labels-idx1-ubyte"),
     );
-    let (ib, lb) = (idx_bytes(&[2, 28, 28], images), idx_bytes(&[2], labels));
+    let n = labels.len() as u32;
+    let (ib, lb) = (idx_bytes(&[n, 28, 28], images), idx_bytes(&[n], labels));
     if gzip {
         std::fs::write(dir.join(ip + ".gz"), gz(&ib)).unwrap();
         std::fs::write(dir.join(lp + ".gz"), gz(&lb)).unwrap();
@@ -236,4 +237,208 @@ fn five_thousand_images_reach_85_percent() {
         acc * 100.0
     );
     assert!(acc >= 0.85, "accuracy {acc}");
+}
+
+/// The example's binary, which `cargo test` builds along with the tests (after
+/// `cargo test --test mnist` alone, run `cargo build --example mnist` first).
+fn example_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    dir.join("examples")
+        .join(format!("mnist{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// Runs the example; its exit code, stdout and stderr, or `None` where this platform
+/// cannot start it (a cross-compiled test under qemu-user without binfmt_misc).
+fn run_example(args: &[std::ffi::OsString]) -> Option<(i32, String, String)> {
+    let out = std::process::Command::new(example_binary())
+        .args(args)
+        .env_remove("RUST_BACKTRACE")
+        .output();
+    let out = match out {
+        Ok(out) => out,
+        Err(e) => {
+            eprintln!("skipped: cannot start {}: {e}", example_binary().display());
+            return None;
+        }
+    };
+    Some((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+#[test]
+fn the_example_refuses_bad_input_before_it_trains() {
+    let Some(d) = common::temp_dir("the_example_refuses_bad_input", "cli") else {
+        return;
+    };
+    // A dataset of two training images and none to test on.
+    let empty_test = d.join("empty-test");
+    std::fs::create_dir_all(&empty_test).unwrap();
+    write_split(&empty_test, "train", &[0; 2 * 784], &[3, 7], true);
+    write_split(&empty_test, "t10k", &[], &[], true);
+    // Text where gzip is promised.
+    let text_gz = d.join("text-gz");
+    std::fs::create_dir_all(&text_gz).unwrap();
+    for f in ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"] {
+        std::fs::write(text_gz.join(f), "hello, I am text\n").unwrap();
+    }
+    let text = d.join("weights.txt");
+    std::fs::write(&text, "not weights\n").unwrap();
+    // Weights of the right shapes with one NaN.
+    let nan_init = d.join("nan.safetensors");
+    let shapes = [
+        ("w1", vec![200, 784]),
+        ("b1", vec![200]),
+        ("w2", vec![200, 200]),
+        ("b2", vec![200]),
+        ("w3", vec![10, 200]),
+        ("b3", vec![10]),
+    ];
+    let data: Vec<Vec<u8>> = shapes
+        .iter()
+        .map(|(name, shape)| {
+            let n: usize = shape.iter().product();
+            let bad = if *name == "w2" { 5 } else { n };
+            (0..n)
+                .flat_map(|i| if i == bad { f32::NAN } else { 0.01 }.to_le_bytes())
+                .collect()
+        })
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = shapes
+        .iter()
+        .zip(&data)
+        .map(|((name, shape), bytes)| {
+            let v =
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes);
+            (name.to_string(), v.unwrap())
+        })
+        .collect();
+    std::fs::write(&nan_init, safetensors::serialize(views, None).unwrap()).unwrap();
+    let unwritable = d.join("no-such-dir").join("out");
+
+    let os = |s: &str| std::ffi::OsString::from(s);
+    let path = |p: &Path| p.as_os_str().to_owned();
+    #[cfg(unix)]
+    let not_utf8 = {
+        use std::os::unix::ffi::OsStringExt;
+        std::ffi::OsString::from_vec(vec![b'-', b'-', 0xff, 0xfe])
+    };
+    #[cfg(not(unix))]
+    let not_utf8 = os("--\u{fffd}");
+    // (arguments, exit code, what stderr must say)
+    let cases: Vec<(Vec<std::ffi::OsString>, i32, Vec<&str>)> = vec![
+        (
+            vec![os("--epochs"), os("18446744073709551615")],
+            2,
+            vec!["--epochs"],
+        ),
+        (
+            vec![os("--epochs"), os("100000000000000000")],
+            2,
+            vec!["--epochs"],
+        ),
+        (
+            vec![
+                os("--epochs"),
+                os("3000000000"),
+                os("--step-losses"),
+                os("f"),
+            ],
+            2,
+            vec!["--epochs"],
+        ),
+        (
+            vec![
+                os("--epochs=1000000"),
+                os("--batch-size=1"),
+                os("--step-losses"),
+                path(&d.join("losses")),
+            ],
+            1,
+            vec!["--step-losses", "do not fit in memory"],
+        ),
+        (vec![not_utf8], 2, vec!["error"]),
+        (vec![os("--epochs"), os("0")], 2, vec!["--epochs", "0"]),
+        (vec![os("--lr"), os("inf")], 2, vec!["--lr", "finite"]),
+        (vec![os("--lr=nan")], 2, vec!["--lr", "finite"]),
+        (vec![os("--momentum"), os("-0.5")], 2, vec!["--momentum"]),
+        (vec![os("--threads"), os("0")], 2, vec!["--threads"]),
+        (vec![os("--batch-size"), os("0")], 2, vec!["--batch-size"]),
+        (
+            vec![os("--backend"), os("avx9")],
+            2,
+            vec!["--backend", "avx512"],
+        ),
+        (vec![os("--epoch"), os("3")], 2, vec!["--epochs"]),
+        (
+            vec![os("--data"), path(&empty_test)],
+            1,
+            vec!["test set holds no images"],
+        ),
+        (
+            vec![os("--data"), path(&text_gz)],
+            1,
+            vec!["train-images-idx3-ubyte.gz", "not gzip-compressed"],
+        ),
+        (
+            vec![os("--init"), path(&text)],
+            1,
+            vec!["--init", "not a safetensors file"],
+        ),
+        (
+            vec![os("--init"), path(&nan_init)],
+            1,
+            vec!["--init", "w2", "NaN", "finite"],
+        ),
+        (
+            vec![os("--lr=0.5"), os("--save"), path(&unwritable)],
+            1,
+            vec!["--save", "cannot write"],
+        ),
+        (
+            vec![os("--step-losses"), path(&unwritable)],
+            1,
+            vec!["--step-losses", "cannot write"],
+        ),
+        (
+            vec![os("--metrics"), path(&unwritable)],
+            1,
+            vec!["--metrics", "cannot write"],
+        ),
+    ];
+    for (args, code, needles) in &cases {
+        let Some((got, stdout, stderr)) = run_example(args) else {
+            return;
+        };
+        let shown = format!("{args:?}: exit {got}\nstdout: {stdout}\nstderr: {stderr}");
+        assert_eq!(got, *code, "{shown}");
+        for n in needles {
+            assert!(stderr.contains(n), "{shown}\nmissing {n:?}");
+        }
+        assert!(
+            !stdout.contains("epoch"),
+            "trained before refusing: {shown}"
+        );
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("backtrace"),
+            "{shown}"
+        );
+        assert!(
+            !stderr.contains("--limit"),
+            "names --limit, which was not given: {shown}"
+        );
+        assert!(
+            !unwritable.exists() && !d.join("losses").exists(),
+            "{shown}"
+        );
+    }
+    // --help shows the defaults; --lr=X is accepted.
+    let Some((code, stdout, _)) = run_example(&[os("--help")]) else {
+        return;
+    };
+    assert_eq!(code, 0);
+    assert!(stdout.contains("[default: 0.01]") && stdout.contains("[default: 200]"));
 }

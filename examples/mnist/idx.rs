@@ -106,6 +106,12 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Idx, IdxError> {
 pub fn read(path: &Path) -> Result<Idx, IdxError> {
     let raw = std::fs::read(path).map_err(|e| err(path, format!("cannot read: {e}")))?;
     let bytes = if path.extension().is_some_and(|e| e == "gz") {
+        if !raw.starts_with(&[0x1f, 0x8b]) {
+            return Err(err(
+                path,
+                "named .gz but not gzip-compressed (no gzip magic 1f 8b at its start)",
+            ));
+        }
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(&raw[..])
             .read_to_end(&mut out)

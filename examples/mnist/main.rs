@@ -9,11 +9,13 @@ mod idx;
 mod train;
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::fs::File;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
+use clap::Parser;
 use mlp_kernels::{Backend, Kernels, Sgd};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -51,141 +53,140 @@ unsafe impl GlobalAlloc for CountingAlloc {
 #[global_allocator]
 static GLOBAL: CountingAlloc = CountingAlloc;
 
-const HELP: &str = "\
-Train the lesson's 784-200-200-10 MLP on MNIST with mlp-kernels.
-
-USAGE: cargo run --release --example mnist -- [OPTIONS]
-
-OPTIONS:
-  --data DIR         folder with the four IDX files, gzipped or raw [default: data/mnist]
-  --epochs N         passes over the training set [default: 10]
-  --batch-size N     samples per SGD step [default: 200]
-  --lr X             learning rate [default: 0.01]
-  --momentum X       SGD momentum [default: 0]
-  --weight-decay X   L2 penalty [default: 0]
-  --seed N           seeds init and shuffling; same seed, same backend: same numbers [default: 0]
-  --threads N        threads for the matrix products [default: 1]
-  --backend NAME     portable, avx2 or avx512 [default: the best this CPU has]
-  --limit N          use only the first N training images
-  --no-shuffle       keep the file's order every epoch
-  --relu-logits      apply ReLU to the logits, as the original lesson did
-  --init FILE        start from these weights (safetensors: w1 b1 w2 b2 w3 b3, PyTorch shapes)
-  --save FILE        write the trained weights there (same format)
-  --metrics FILE     write a CSV: epoch,train_loss,test_loss,test_acc,seconds
-  --step-losses FILE write the loss of every training step, one per line
-  -h, --help         print this help
-";
-
+/// Train the lesson's 784-200-200-10 MLP on MNIST with mlp-kernels.
+///
+/// Every value is checked before the first step: a bad one gets one line naming the
+/// option and what is wrong, and exit code 2; a bad file, exit code 1. Output files
+/// are opened (and so checked writable) before training starts.
+#[derive(Parser, Debug)]
+#[command(name = "mnist", version, about, long_about = None, allow_negative_numbers = true)]
 struct Args {
+    /// Folder with the four IDX files, gzipped or raw
+    #[arg(long, value_name = "DIR", default_value = "data/mnist")]
     data: PathBuf,
-    epochs: usize,
-    batch: usize,
+    /// Passes over the training set
+    #[arg(long, value_name = "N", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=MAX_EPOCHS))]
+    epochs: u32,
+    /// Samples per SGD step
+    #[arg(long = "batch-size", value_name = "N", default_value_t = 200,
+          value_parser = clap::value_parser!(u32).range(1..=MAX_BATCH))]
+    batch: u32,
+    /// Learning rate (finite, >= 0)
+    #[arg(long, value_name = "X", default_value_t = 0.01, value_parser = finite_non_negative)]
     lr: f32,
+    /// SGD momentum (finite, >= 0)
+    #[arg(long, value_name = "X", default_value_t = 0.0, value_parser = finite_non_negative)]
     momentum: f32,
+    /// L2 penalty (finite, >= 0)
+    #[arg(long = "weight-decay", value_name = "X", default_value_t = 0.0,
+          value_parser = finite_non_negative)]
     weight_decay: f32,
+    /// Seeds init and shuffling; same seed, same backend: same numbers
+    #[arg(long, value_name = "N", default_value_t = 0)]
     seed: u64,
-    threads: usize,
-    backend: Option<Backend>,
-    limit: Option<usize>,
-    shuffle: bool,
+    /// Threads for the matrix products
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=MAX_THREADS))]
+    threads: u32,
+    /// Backend: portable, avx2 or avx512 [default: the best this CPU has]
+    #[arg(long, value_name = "NAME", value_parser = ["portable", "avx2", "avx512"])]
+    backend: Option<String>,
+    /// Use only the first N training images
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    limit: Option<u64>,
+    /// Keep the file's order every epoch
+    #[arg(long = "no-shuffle")]
+    no_shuffle: bool,
+    /// Apply ReLU to the logits, as the original lesson did
+    #[arg(long = "relu-logits")]
     relu_logits: bool,
+    /// Start from these weights (safetensors: w1 b1 w2 b2 w3 b3, PyTorch shapes)
+    #[arg(long, value_name = "FILE")]
     init: Option<PathBuf>,
+    /// Write the trained weights there (same format)
+    #[arg(long, value_name = "FILE")]
     save: Option<PathBuf>,
+    /// Write a CSV: epoch,train_loss,test_loss,test_acc,seconds
+    #[arg(long, value_name = "FILE")]
     metrics: Option<PathBuf>,
+    /// Write the loss of every training step, one per line
+    #[arg(long = "step-losses", value_name = "FILE")]
     step_losses: Option<PathBuf>,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut a = Args {
-        data: PathBuf::from("data/mnist"),
-        epochs: 10,
-        batch: 200,
-        lr: 0.01,
-        momentum: 0.0,
-        weight_decay: 0.0,
-        seed: 0,
-        threads: 1,
-        backend: None,
-        limit: None,
-        shuffle: true,
-        relu_logits: false,
-        init: None,
-        save: None,
-        metrics: None,
-        step_losses: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || {
-            it.next()
-                .ok_or_else(|| format!("{flag} needs a value (see --help)"))
-        };
-        fn num<T: std::str::FromStr>(flag: &str, v: String) -> Result<T, String> {
-            v.parse()
-                .map_err(|_| format!("{flag}: cannot read {v:?} as a number"))
-        }
-        match flag.as_str() {
-            "-h" | "--help" => {
-                print!("{HELP}");
-                std::process::exit(0);
-            }
-            "--data" => a.data = PathBuf::from(value()?),
-            "--epochs" => a.epochs = num(&flag, value()?)?,
-            "--batch-size" => a.batch = num(&flag, value()?)?,
-            "--lr" => a.lr = num(&flag, value()?)?,
-            "--momentum" => a.momentum = num(&flag, value()?)?,
-            "--weight-decay" => a.weight_decay = num(&flag, value()?)?,
-            "--seed" => a.seed = num(&flag, value()?)?,
-            "--threads" => a.threads = num(&flag, value()?)?,
-            "--backend" => {
-                a.backend = Some(value()?.parse().map_err(|e| format!("--backend: {e}"))?)
-            }
-            "--limit" => a.limit = Some(num(&flag, value()?)?),
-            "--no-shuffle" => a.shuffle = false,
-            "--relu-logits" => a.relu_logits = true,
-            "--init" => a.init = Some(PathBuf::from(value()?)),
-            "--save" => a.save = Some(PathBuf::from(value()?)),
-            "--metrics" => a.metrics = Some(PathBuf::from(value()?)),
-            "--step-losses" => a.step_losses = Some(PathBuf::from(value()?)),
-            other => return Err(format!("unknown option {other:?} (see --help)")),
-        }
+const MAX_EPOCHS: i64 = 1_000_000;
+const MAX_BATCH: i64 = 1 << 20;
+const MAX_THREADS: i64 = 4096;
+
+/// A finite number >= 0, for the optimiser's settings.
+fn finite_non_negative(s: &str) -> Result<f32, String> {
+    let x: f32 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if !x.is_finite() || x < 0.0 {
+        return Err(format!("{s} is not a finite number >= 0"));
     }
-    if a.batch == 0 || a.threads == 0 {
-        return Err("--batch-size and --threads must be at least 1".into());
-    }
-    if !a.data.exists() && a.data == Path::new("data/mnist") {
-        // Run from elsewhere than the repository root: use the copy beside the example.
-        a.data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
-    }
-    Ok(a)
+    Ok(x)
 }
 
-fn run() -> Result<(), String> {
-    let a = parse_args()?;
-    let k = match a.backend {
-        Some(b) => Kernels::new(b).map_err(|e| e.to_string())?,
+/// Creates (truncates) an output file now, so that a path that cannot be written is
+/// reported before training, not after it.
+fn output(option: &str, path: &Option<PathBuf>) -> Result<Option<(PathBuf, File)>, String> {
+    let Some(p) = path else { return Ok(None) };
+    let f = File::create(p).map_err(|e| format!("{option} {}: cannot write: {e}", p.display()))?;
+    Ok(Some((p.clone(), f)))
+}
+
+fn write_out(out: Option<(PathBuf, File)>, bytes: &[u8]) -> Result<(), String> {
+    if let Some((p, mut f)) = out {
+        f.write_all(bytes)
+            .and_then(|()| f.flush())
+            .map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    Ok(())
+}
+
+fn run(a: Args) -> Result<(), String> {
+    let k = match &a.backend {
+        Some(name) => {
+            let b: Backend = name.parse().map_err(|e| format!("--backend: {e}"))?;
+            Kernels::new(b).map_err(|e| format!("--backend {name}: {e}"))?
+        }
         None => Kernels::detect(),
     };
-    let mut train = idx::load_split(&a.data, "train").map_err(|e| e.to_string())?;
-    let test = idx::load_split(&a.data, "t10k").map_err(|e| e.to_string())?;
+    let mut data = a.data.clone();
+    if !data.exists() && data == Path::new("data/mnist") {
+        // Run from elsewhere than the repository root: use the copy beside the example.
+        data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
+    }
+    let mut train = idx::load_split(&data, "train").map_err(|e| e.to_string())?;
+    let test = idx::load_split(&data, "t10k").map_err(|e| e.to_string())?;
     if train.pixels_per_image != SIZES[0] || test.pixels_per_image != SIZES[0] {
         return Err(format!(
-            "images must have 784 pixels, found {} and {}",
-            train.pixels_per_image, test.pixels_per_image
+            "{}: images must have 784 pixels, found {} (train) and {} (test)",
+            data.display(),
+            train.pixels_per_image,
+            test.pixels_per_image
         ));
     }
     if let Some(limit) = a.limit {
-        train.count = train.count.min(limit);
+        train.count = train
+            .count
+            .min(usize::try_from(limit).unwrap_or(usize::MAX));
     }
     if train.count == 0 {
-        return Err("no training images (check --limit)".into());
+        return Err(format!(
+            "{}: the training set holds no images",
+            data.display()
+        ));
     }
+    if test.count == 0 {
+        return Err(format!("{}: the test set holds no images", data.display()));
+    }
+    let (epochs, threads) = (a.epochs as usize, a.threads as usize);
     let table = normalisation_table();
     let mut rng = StdRng::seed_from_u64(a.seed);
-    let mut shuffle_rng = StdRng::seed_from_u64(1000 + a.seed);
-    // The pool's threads start now, outside the counted training steps.
-    mlp_kernels::prepare_threads(a.threads);
-    let mut net = Net::new(a.threads, &mut rng).map_err(|e| e.to_string())?;
+    let mut shuffle_rng = StdRng::seed_from_u64(a.seed.wrapping_add(1000));
+    let mut net = Net::new(threads, &mut rng).map_err(|e| e.to_string())?;
     if let Some(p) = &a.init {
         net.load(p)?;
     }
@@ -197,43 +198,55 @@ fn run() -> Result<(), String> {
         opt,
         relu_logits: a.relu_logits,
     };
-    let batch = a.batch.min(train.count);
+    let batch = (a.batch as usize).min(train.count);
     let mut buf = Buffers::new(batch.max(1000), &net);
     let mut order: Vec<usize> = (0..train.count).collect();
     let steps = train.count.div_ceil(batch);
-    let tty = std::io::stderr().is_terminal();
-    let mut metrics = match &a.metrics {
-        Some(p) => {
-            let mut f = std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?;
-            writeln!(f, "epoch,train_loss,test_loss,test_acc,seconds")
-                .map_err(|e| e.to_string())?;
-            Some(f)
-        }
-        None => None,
-    };
+    // Filled during training without allocating: the capacity is reserved here, or
+    // the run is refused before it starts.
+    let mut step_losses: Vec<f32> = Vec::new();
+    if a.step_losses.is_some() {
+        let n = steps
+            .checked_mul(epochs)
+            .ok_or("--step-losses: too many steps to record")?;
+        step_losses.try_reserve_exact(n).map_err(|_| {
+            format!(
+                "--step-losses: {n} losses ({} MB) do not fit in memory",
+                n / 250_000
+            )
+        })?;
+    }
+    let mut times = Vec::new();
+    times
+        .try_reserve_exact(epochs)
+        .map_err(|_| format!("--epochs {epochs}: too many to time"))?;
+    // Every output is opened before the first step.
+    let save = output("--save", &a.save)?;
+    let step_out = output("--step-losses", &a.step_losses)?;
+    let mut metrics = output("--metrics", &a.metrics)?;
+    if let Some((p, f)) = metrics.as_mut() {
+        writeln!(f, "epoch,train_loss,test_loss,test_acc,seconds")
+            .map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    // The pool's threads start now, outside the counted training steps.
+    mlp_kernels::prepare_threads(threads);
     println!(
         "mnist: {} train / {} test images, backend {}, threads {}, batch {batch}, lr {}, momentum {}, seed {}",
         train.count,
         test.count,
         k.backend(),
-        a.threads,
+        threads,
         a.lr,
         a.momentum,
         a.seed
     );
-    let mut times = Vec::with_capacity(a.epochs);
-    // Filled during training without allocating (the capacity is reserved here).
-    let mut step_losses: Vec<f32> = Vec::with_capacity(if a.step_losses.is_some() {
-        steps * a.epochs
-    } else {
-        0
-    });
+    let progress = Progress::new(steps);
     let mut acc = 0.0;
     let mut first = true;
-    for epoch in 1..=a.epochs {
+    for epoch in 1..=epochs {
         let t0 = Instant::now();
         COUNTING.store(true, Ordering::Relaxed);
-        if a.shuffle {
+        if !a.no_shuffle {
             order.shuffle(&mut shuffle_rng);
         }
         let mut loss_sum = 0.0f64;
@@ -247,24 +260,12 @@ fn run() -> Result<(), String> {
             if a.step_losses.is_some() {
                 step_losses.push(loss);
             }
-            if tty && (s % 10 == 0 || s + 1 == steps) {
-                COUNTING.store(false, Ordering::Relaxed);
-                let done = (s + 1) * 30 / steps;
-                eprint!(
-                    "\repoch {epoch:2} [{}{}] {}/{steps}",
-                    "=".repeat(done),
-                    " ".repeat(30 - done),
-                    s + 1
-                );
-                COUNTING.store(true, Ordering::Relaxed);
-            }
+            progress.step(epoch, s + 1);
         }
         COUNTING.store(false, Ordering::Relaxed);
         let secs = t0.elapsed().as_secs_f64();
         times.push(secs);
-        if tty {
-            eprint!("\r{}\r", " ".repeat(60));
-        }
+        progress.clear();
         let (test_loss, test_acc) = evaluate(&k, &net, &mut buf, &test, &table, a.relu_logits)
             .map_err(|e| e.to_string())?;
         acc = test_acc;
@@ -273,21 +274,23 @@ fn run() -> Result<(), String> {
             "epoch {epoch:2}  train loss {train_loss:.4}  test loss {test_loss:.4}  test acc {:.2}%  {secs:.3}s",
             test_acc * 100.0
         );
-        if let Some(f) = metrics.as_mut() {
+        if let Some((p, f)) = metrics.as_mut() {
             writeln!(
                 f,
                 "{epoch},{train_loss:.6},{test_loss:.6},{test_acc:.6},{secs:.6}"
             )
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| format!("{}: {e}", p.display()))?;
+        }
+        if !train_loss.is_finite() {
+            return Err(format!(
+                "epoch {epoch}: the training loss is {train_loss}; the run diverged \
+                 (try a smaller --lr)"
+            ));
         }
     }
-    if let Some(p) = &a.save {
-        net.save(p)?;
-    }
-    if let Some(p) = &a.step_losses {
-        let text: String = step_losses.iter().map(|l| format!("{l:.9e}\n")).collect();
-        std::fs::write(p, text).map_err(|e| format!("{}: {e}", p.display()))?;
-    }
+    write_out(save, &net.to_safetensors()?)?;
+    let text: String = step_losses.iter().map(|l| format!("{l:.9e}\n")).collect();
+    write_out(step_out, text.as_bytes())?;
     times.sort_by(f64::total_cmp);
     let median = times.get(times.len() / 2).copied().unwrap_or(0.0);
     println!(
@@ -298,8 +301,50 @@ fn run() -> Result<(), String> {
     Ok(())
 }
 
+/// A progress bar with the step rate and the time left, on a terminal only; logs and
+/// CI get the plain per-epoch lines.
+struct Progress(Option<indicatif::ProgressBar>);
+
+impl Progress {
+    fn new(steps: usize) -> Progress {
+        if !std::io::stderr().is_terminal() {
+            return Progress(None);
+        }
+        let bar = indicatif::ProgressBar::new(steps as u64);
+        let style = indicatif::ProgressStyle::with_template(
+            "epoch {prefix:>2} [{bar:30}] {pos}/{len} steps  {per_sec}  {eta} left",
+        )
+        .map(|s| s.progress_chars("=> "));
+        if let Ok(style) = style {
+            bar.set_style(style);
+        }
+        Progress(Some(bar))
+    }
+
+    /// Not counted as the training step's allocation: drawing is the bar's business.
+    fn step(&self, epoch: usize, done: usize) {
+        if let Some(bar) = &self.0 {
+            COUNTING.store(false, Ordering::Relaxed);
+            if done == 1 {
+                bar.reset();
+                bar.set_prefix(epoch.to_string());
+            }
+            bar.set_position(done as u64);
+            COUNTING.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn clear(&self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 fn main() {
-    if let Err(e) = run() {
+    // clap prints its own errors (exit code 2) and --help/--version (exit code 0).
+    let args = Args::parse();
+    if let Err(e) = run(args) {
         eprintln!("error: {e}");
         std::process::exit(1);
     }

@@ -1,6 +1,6 @@
 //! The lesson's network and its training step, shared by the example and its tests.
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use mlp_kernels::init::{FanMode, Nonlinearity, kaiming_normal};
 use mlp_kernels::{CrossEntropy, Kernels, Linear, LinearGrads, Reduction, Sgd, Target};
@@ -52,10 +52,13 @@ impl Net {
         Ok(net)
     }
 
-    pub fn load(&mut self, path: &PathBuf) -> Result<(), String> {
-        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    /// Reads the six tensors of a safetensors file, refusing anything but finite f32
+    /// of PyTorch's shapes.
+    pub fn load(&mut self, path: &Path) -> Result<(), String> {
+        let name = || format!("--init {}", path.display());
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: cannot read: {e}", name()))?;
         let st = safetensors::SafeTensors::deserialize(&bytes)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+            .map_err(|e| format!("{}: not a safetensors file ({e})", name()))?;
         for (l, (wn, bn)) in NAMES.iter().enumerate() {
             let layer = self.layers[l];
             for (name, shape, dst) in [
@@ -68,10 +71,10 @@ impl Net {
             ] {
                 let t = st
                     .tensor(name)
-                    .map_err(|e| format!("{}: tensor {name}: {e}", path.display()))?;
+                    .map_err(|e| format!("--init {}: tensor {name}: {e}", path.display()))?;
                 if t.dtype() != safetensors::Dtype::F32 || t.shape() != shape.as_slice() {
                     return Err(format!(
-                        "{}: tensor {name} is {:?} {:?}, expected F32 {shape:?}",
+                        "--init {}: tensor {name} is {:?} {:?}, expected F32 {shape:?}",
                         path.display(),
                         t.dtype(),
                         t.shape()
@@ -80,12 +83,20 @@ impl Net {
                 for (x, c) in dst.iter_mut().zip(t.data().chunks_exact(4)) {
                     *x = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
                 }
+                if let Some(bad) = dst.iter().position(|x| !x.is_finite()) {
+                    return Err(format!(
+                        "--init {}: tensor {name} holds {} at index {bad}; weights must be finite",
+                        path.display(),
+                        dst[bad]
+                    ));
+                }
             }
         }
         Ok(())
     }
 
-    pub fn save(&self, path: &PathBuf) -> Result<(), String> {
+    /// The six tensors as a safetensors file.
+    pub fn to_safetensors(&self) -> Result<Vec<u8>, String> {
         let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = NAMES
             .iter()
             .enumerate()
@@ -110,8 +121,7 @@ impl Net {
             })
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| e.to_string())?;
-        let out = safetensors::serialize(views, None).map_err(|e| e.to_string())?;
-        std::fs::write(path, out).map_err(|e| format!("{}: {e}", path.display()))
+        safetensors::serialize(views, None).map_err(|e| e.to_string())
     }
 }
 

@@ -177,7 +177,10 @@ impl<'a> MatMut<'a> {
         col_stride: usize,
     ) -> Result<Self, Error> {
         check_view(data.len(), rows, cols, row_stride, col_stride)?;
-        let distinct = rows <= 1 && (cols <= 1 || col_stride >= 1)
+        // An empty matrix has no elements to share a place.
+        let distinct = rows == 0
+            || cols == 0
+            || rows <= 1 && (cols <= 1 || col_stride >= 1)
             || cols <= 1 && row_stride >= 1
             || col_stride >= 1 && row_stride >= cols * col_stride
             || row_stride >= 1 && col_stride >= rows * row_stride;
