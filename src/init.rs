@@ -12,20 +12,55 @@
 //! Normal draws use the Box–Muller transform (G. E. P. Box and M. E. Muller, 1958) in
 //! f64, so the numbers differ from PyTorch's generator but not their distribution.
 //!
+//! **The generator** is any [`rand_core`] 0.10 `Rng`, the version this crate
+//! re-exports as [`crate::rand_core`]: the generators of `rand` 0.10, or a type of
+//! your own that implements `rand_core::TryRng` with `Error = Infallible` (no
+//! std needed). `rand` 0.9's generators implement rand_core 0.9, a different trait:
+//! with them the compiler says that "`DerefMut` is not implemented".
+//!
 //! ```
-//! use mlp_kernels::init::{kaiming_normal, FanMode, Nonlinearity};
-//! # struct Lcg(u64);
-//! # impl rand_core::TryRng for Lcg {
-//! #     type Error = core::convert::Infallible;
-//! #     fn try_next_u32(&mut self) -> Result<u32, Self::Error> { Ok((self.try_next_u64()? >> 32) as u32) }
-//! #     fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-//! #         self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407); Ok(self.0) }
-//! #     fn try_fill_bytes(&mut self, d: &mut [u8]) -> Result<(), Self::Error> {
-//! #         for b in d { *b = self.try_next_u32()? as u8 } Ok(()) }
-//! # }
-//! let mut rng = Lcg(42); // any rand_core::Rng
-//! let mut w = [0.0f32; 200 * 784];
+//! use mlp_kernels::init::{FanMode, Nonlinearity, kaiming_normal};
+//! use rand::SeedableRng; // rand 0.10
+//!
+//! let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+//! let mut w = vec![0.0f32; 200 * 784]; // torch.nn.Linear(784, 200).weight
 //! kaiming_normal(&mut w, [200, 784], FanMode::FanIn, Nonlinearity::Relu, &mut rng)?;
+//! let std = (w.iter().map(|x| x * x).sum::<f32>() / w.len() as f32).sqrt();
+//! assert!((std - (2.0f32 / 784.0).sqrt()).abs() < 1e-3);
+//! # Ok::<(), mlp_kernels::Error>(())
+//! ```
+//!
+//! Without std, a generator of your own:
+//!
+//! ```
+//! use core::convert::Infallible;
+//! use mlp_kernels::init::xavier_uniform;
+//! use mlp_kernels::rand_core::TryRng;
+//!
+//! /// A 64-bit linear congruential generator (Knuth's MMIX constants).
+//! struct Lcg(u64);
+//!
+//! impl TryRng for Lcg {
+//!     type Error = Infallible;
+//!     fn try_next_u64(&mut self) -> Result<u64, Infallible> {
+//!         self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+//!         Ok(self.0)
+//!     }
+//!     fn try_next_u32(&mut self) -> Result<u32, Infallible> {
+//!         Ok((self.try_next_u64()? >> 32) as u32)
+//!     }
+//!     fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
+//!         for b in dst {
+//!             *b = self.try_next_u32()? as u8;
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//!
+//! let mut w = [0.0f32; 10 * 20];
+//! xavier_uniform(&mut w, [10, 20], 1.0, &mut Lcg(7))?;
+//! let bound = (6.0f32 / 30.0).sqrt();
+//! assert!(w.iter().all(|x| x.abs() <= bound));
 //! # Ok::<(), mlp_kernels::Error>(())
 //! ```
 

@@ -160,7 +160,31 @@ impl Linear {
         )
     }
 
-    /// The gradients of the layer from dy (batch x out), for the input x it saw.
+    /// The gradients of the layer from dy (batch x out), for the input x it saw:
+    /// dW = dy^T x and db = the column sums of dy (overwritten, or added to with
+    /// `accumulate`), and dx = dy W when `grads.input` asks for it. `Err` before
+    /// anything is written if a length or the workspace is wrong.
+    ///
+    /// ```
+    /// use mlp_kernels::{Kernels, Linear, LinearGrads};
+    /// let layer = Linear::new(2, 2);
+    /// let w = [1.0f32, 2.0, 3.0, 4.0]; // [[1, 2], [3, 4]]
+    /// let x = [1.0f32, 1.0, 2.0, 0.0]; // two samples
+    /// let dy = [1.0f32, 0.0, 0.0, 1.0]; // d(loss)/dy for each
+    /// let (mut dw, mut db, mut dx) = ([0.0f32; 4], [0.0f32; 2], [0.0f32; 4]);
+    /// let grads = LinearGrads {
+    ///     weight: &mut dw,
+    ///     bias: Some(&mut db),
+    ///     input: Some(&mut dx),
+    ///     accumulate: false,
+    /// };
+    /// let mut ws = vec![0.0; layer.workspace_len(2)];
+    /// layer.backward(&Kernels::detect(), &x, &w, &dy, grads, &mut ws)?;
+    /// assert_eq!(dw, [1.0, 1.0, 2.0, 0.0]); // dy^T x
+    /// assert_eq!(db, [1.0, 1.0]);
+    /// assert_eq!(dx, [1.0, 2.0, 3.0, 4.0]); // dy W
+    /// # Ok::<(), mlp_kernels::Error>(())
+    /// ```
     pub fn backward(
         &self,
         k: &Kernels,

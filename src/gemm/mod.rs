@@ -17,7 +17,7 @@
 //! ([`gemm_workspace_len`]). A column-major C is computed as C^T = B^T A^T so that the
 //! micro-kernel always stores along rows. One-row products (m = 1, or n = 1 with a
 //! column-major C) skip packing: they are matrix-vector products, memory-bound, and
-//! go to `gemv.rs`.
+//! take a separate path without packing.
 
 mod blocking;
 mod gemv;
@@ -54,7 +54,22 @@ pub struct MatRef<'a> {
     cs: usize,
 }
 
-/// A mutable strided matrix view whose elements do not overlap.
+/// A mutable strided matrix view whose elements do not overlap: C of [`gemm`].
+///
+/// ```
+/// use mlp_kernels::{MatMut, MatRef, gemm, gemm_workspace_len};
+/// let a = [1.0f32, 2.0, 3.0, 4.0];
+/// // C is the left 2 x 2 block of a 2 x 3 row-major buffer: row stride 3.
+/// let mut buf = [0.0f32, 0.0, -1.0, 0.0, 0.0, -1.0];
+/// let c = MatMut::new(&mut buf, 2, 2, 3, 1)?;
+/// let mut ws = vec![0.0; gemm_workspace_len(2, 2, 2)];
+/// let id = [1.0f32, 0.0, 0.0, 1.0];
+/// gemm(1.0, MatRef::row_major(&a, 2, 2)?, MatRef::row_major(&id, 2, 2)?, 0.0, c, &mut ws)?;
+/// assert_eq!(buf, [1.0, 2.0, -1.0, 3.0, 4.0, -1.0]); // the third column untouched
+/// // Two elements in one place are refused.
+/// assert!(MatMut::new(&mut buf, 2, 2, 1, 1).is_err());
+/// # Ok::<(), mlp_kernels::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct MatMut<'a> {
     data: &'a mut [f32],
@@ -378,6 +393,22 @@ impl Kernels {
     /// The threads come from a pool started on first use and kept; after that a call
     /// allocates nothing. [`prepare_threads`] starts them ahead of time. At most as
     /// many threads as the machine has cores are used.
+    ///
+    /// ```
+    /// use mlp_kernels::{Kernels, MatMut, MatRef, gemm_workspace_len, prepare_threads};
+    /// let (m, n, k) = (64, 96, 32);
+    /// let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32).collect();
+    /// let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32).collect();
+    /// let (mut c1, mut c2) = (vec![0.0f32; m * n], vec![0.0f32; m * n]);
+    /// prepare_threads(2); // optional: start the pool outside the hot loop
+    /// let mut ws = vec![0.0; 2 * gemm_workspace_len(m, n, k)];
+    /// let kern = Kernels::detect();
+    /// let (av, bv) = (MatRef::row_major(&a, m, k)?, MatRef::row_major(&b, k, n)?);
+    /// kern.gemm_threaded(2, 1.0, av, bv, 0.0, MatMut::row_major(&mut c2, m, n)?, &mut ws)?;
+    /// kern.gemm(1.0, av, bv, 0.0, MatMut::row_major(&mut c1, m, n)?, &mut ws)?;
+    /// assert_eq!(c1, c2); // small integers: exact either way
+    /// # Ok::<(), mlp_kernels::Error>(())
+    /// ```
     #[cfg(feature = "std")]
     #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
     #[allow(clippy::too_many_arguments)]
@@ -666,6 +697,12 @@ pub fn gemm(
 /// Starts the worker threads that [`Kernels::gemm_threaded`] uses for `threads`
 /// threads (the caller's own thread counts as one), so that no later call spawns or
 /// allocates. Idempotent.
+///
+/// ```
+/// // Before a training loop that counts its allocations, or has a deadline.
+/// mlp_kernels::prepare_threads(2);
+/// mlp_kernels::prepare_threads(2); // does nothing the second time
+/// ```
 #[cfg(feature = "std")]
 #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub fn prepare_threads(threads: usize) {

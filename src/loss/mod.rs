@@ -1,13 +1,29 @@
 //! Losses over logits and probabilities, with PyTorch's definitions and special values.
 //!
-//! * `softmax.rs`: log-sum-exp, softmax and log-softmax per row.
-//! * `cross_entropy.rs`: `torch.nn.functional.cross_entropy` (class indices or
-//!   probabilities, weight, ignore index, label smoothing, reductions), its fused
-//!   gradient, and `nll_loss` on log-probabilities; `fused.rs` holds the kernel.
-//! * `binary.rs`: `binary_cross_entropy_with_logits` and its gradient.
-//! * `divergence.rs`: entropy, cross-entropy between distributions, `kl_div`.
+//! * [`logsumexp`], [`softmax`], [`log_softmax`]: per row, through the stable shifted
+//!   form, log(sum exp(x)) = m + log(sum exp(x - m)) with m the row's maximum.
+//! * [`cross_entropy`] as `torch.nn.functional.cross_entropy` (class indices or
+//!   probabilities, class weights, ignore index, label smoothing, every reduction),
+//!   [`cross_entropy_with_grad`] with d(loss)/d(logits) = softmax(x) T - t written in
+//!   the same pass over the logits, and [`nll_loss`] on log-probabilities.
+//! * [`binary_cross_entropy_with_logits`] and its gradient.
+//! * [`entropy`], [`distribution_cross_entropy`], [`kl_div`] between distributions.
 //!
-//! Matrices are row-major `[rows, cols]` slices; a row is one sample.
+//! Matrices are row-major `[rows, cols]` slices; a row is one sample. Special values
+//! follow PyTorch's float32 results: a row holding +inf or NaN gives NaN where
+//! PyTorch does, an all -inf row's log-sum-exp is -inf.
+//!
+//! ```
+//! use mlp_kernels::loss::{CrossEntropy, Reduction, Target, cross_entropy_with_grad};
+//! // Two samples, three classes; the second sample's label is ignored.
+//! let logits = [2.0f32, 0.5, -1.0, 0.1, 0.2, 0.3];
+//! let opts = CrossEntropy::new().with_ignore_index(-100).with_reduction(Reduction::Sum);
+//! let mut grad = [0.0f32; 6];
+//! let loss = cross_entropy_with_grad(&logits, 3, Target::Indices(&[0, -100]), &opts, &mut [], &mut grad)?;
+//! assert!((loss - 0.241_311).abs() < 1e-5);
+//! assert_eq!(grad[3..], [0.0; 3]);
+//! # Ok::<(), mlp_kernels::Error>(())
+//! ```
 
 mod binary;
 mod cross_entropy;

@@ -30,7 +30,7 @@ const P: [f32; 6] = [
 const X_MIN: f32 = -104.0;
 const X_MAX: f32 = 89.0;
 
-/// Lane-wise e^x. Max error 2 ulp against the correctly rounded value over the whole
+/// Lane-wise e^x. Max error 1 ulp against the correctly rounded value over the whole
 /// finite range (measured: see BENCHMARKS.md), exact specials as described above.
 #[inline(always)]
 pub(crate) fn exp<S: Simd>(s: S, x: S::V) -> S::V {
