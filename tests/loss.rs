@@ -265,7 +265,8 @@ proptest! {
         }).collect();
         let q = probabilities(&mut rng, rows, c);
         let w: Vec<f32> = (0..c).map(|_| rng.uniform(0.1, 2.0) as f32).collect();
-        let o = Opts { weighted, ignore: Some(-100), eps, reduction };
+        // PyTorch refuses an ignore index with probability targets.
+        let o = Opts { weighted, ignore: (!soft).then_some(-100), eps, reduction };
         if soft {
             check_ce_no_fd(&x, c, Target::Probabilities(&q), RTarget::Prob(&q), &w, &o)?;
         } else {
@@ -283,7 +284,7 @@ proptest! {
         let x = logits(&mut rng, rows * c, 20.0, false);
         let q = probabilities(&mut rng, rows, c);
         let w: Vec<f32> = (0..c).map(|_| rng.uniform(0.1, 2.0) as f32).collect();
-        let o = Opts { weighted, ignore: Some(0), eps, reduction };
+        let o = Opts { weighted, ignore: None, eps, reduction };
         check_ce(&x, c, Target::Probabilities(&q), RTarget::Prob(&q), &w, &o)?;
     }
 
@@ -723,8 +724,8 @@ fn cross_entropy_special_values() {
             );
             assert!(loss.is_nan());
         }
-        // Mean over no rows or over weights that sum to 0 is NaN; the gradient of an
-        // all-ignored batch is 0, of a zero-weight batch NaN (as PyTorch).
+        // Mean over no rows, or over zero weights with a zero weighted loss, is NaN; the
+        // gradient of an all-ignored batch is 0, of a zero-weight batch NaN (as PyTorch).
         let x = [1.0f32, 2.0, 3.0, 0.0, 0.0, 0.0];
         let mean = CrossEntropy::new().with_ignore_index(-1);
         let mut g = [1.0f32; 6];
@@ -750,9 +751,15 @@ fn cross_entropy_special_values() {
                 .is_nan()
         );
         assert!(
-            k.cross_entropy(&[], 3, Target::Probabilities(&[]), &mean, &mut [])
-                .unwrap()
-                .is_nan()
+            k.cross_entropy(
+                &[],
+                3,
+                Target::Probabilities(&[]),
+                &CrossEntropy::new(),
+                &mut []
+            )
+            .unwrap()
+            .is_nan()
         );
         let sum = mean.with_reduction(Reduction::Sum);
         assert_eq!(
@@ -1066,4 +1073,57 @@ fn bce_and_divergence_special_values() {
     .unwrap();
     assert!(l[0].is_nan());
     assert!(close(f64::from(l[1]), 1.0, 0.0, 1e-7));
+}
+
+#[test]
+fn an_ignore_index_with_probability_targets_is_refused_as_pytorch_does() {
+    for k in kernels() {
+        let x = [0.5f32, 1.0, -1.0, 2.0];
+        let q = [0.25f32, 0.75, 1.0, 0.0];
+        let mut g = [7.0f32; 4];
+        let o = CrossEntropy::new().with_ignore_index(-100);
+        let r = k.cross_entropy_with_grad(&x, 2, Target::Probabilities(&q), &o, &mut [], &mut g);
+        assert!(
+            matches!(
+                r,
+                Err(mlp_kernels::Error::InvalidParameter {
+                    name: "ignore_index",
+                    ..
+                })
+            ),
+            "{r:?}"
+        );
+        assert_eq!(g, [7.0; 4], "written before the refusal");
+        assert!(
+            k.cross_entropy(&x, 2, Target::Probabilities(&q), &o, &mut [])
+                .is_err()
+        );
+    }
+}
+
+#[test]
+fn a_mean_over_weights_that_sum_to_zero_is_infinite_as_pytorch() {
+    // Weights 1 and -1 on the two targets: the divisor is 0 and the weighted loss is
+    // not, so PyTorch's float32 mean is +-inf (its smoothing-free path is nll_loss).
+    let x = [2.0f32, 0.0, 0.0, 0.0, 0.0, 3.0];
+    let w = [1.0f32, -1.0, 0.5];
+    let y = [0i64, 1];
+    // Reference: sum of w_y * (lse - x_y) in f64.
+    let lse = |r: &[f32]| r.iter().map(|&v| f64::from(v).exp()).sum::<f64>().ln();
+    let nll = (lse(&x[..3]) - 2.0) - (lse(&x[3..]) - 0.0);
+    assert!(nll != 0.0);
+    for k in kernels() {
+        let o = CrossEntropy::new().with_weight(&w);
+        let loss = k
+            .cross_entropy(&x, 3, Target::Indices(&y), &o, &mut [])
+            .unwrap();
+        assert_eq!(loss, f32::INFINITY.copysign(nll as f32), "{}", k.backend());
+        // A loss of exactly 0 over zero weights stays 0 / 0 = NaN.
+        let zero = [0.0f32, 0.5];
+        let o = CrossEntropy::new().with_weight(&zero);
+        let loss = k
+            .cross_entropy(&x[..4], 2, Target::Indices(&[0, 0]), &o, &mut [])
+            .unwrap();
+        assert!(loss.is_nan(), "{}: {loss}", k.backend());
+    }
 }

@@ -83,7 +83,9 @@ fuzz_target!(|data: &[u8]| {
     if weighted {
         opts = opts.with_weight(&w);
     }
-    if let Some(i) = ignore {
+    // An ignore index with probability targets is refused (as PyTorch does); keep the
+    // soft cases running.
+    if let Some(i) = ignore.filter(|_| !soft) {
         opts = opts.with_ignore_index(i);
     }
     let target = if soft {

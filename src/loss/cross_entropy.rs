@@ -174,6 +174,12 @@ fn plan(
             w_sum
         }
         Target::Probabilities(q) => {
+            if opts.ignore_index.is_some() {
+                return Err(Error::InvalidParameter {
+                    name: "ignore_index",
+                    reason: "not supported with probability targets (as in PyTorch)",
+                });
+            }
             check_len("target", len, q.len())?;
             rows as f64
         }
@@ -241,12 +247,14 @@ impl Kernels {
     ///
     /// Special values as PyTorch: finite logits of any magnitude give a finite loss;
     /// a row holding +inf or NaN, or all -inf, gives NaN; a target class at -inf
-    /// gives +inf. An empty batch's mean is NaN (0 / 0), as is a mean whose weights
-    /// sum to 0.
+    /// gives +inf. An empty batch's mean is NaN (0 / 0); a mean whose target weights
+    /// sum to 0 (weights may be negative) is +-inf where the weighted loss is not 0,
+    /// and NaN where it is, as PyTorch's float32 division gives.
     ///
     /// `Err` before anything is written: `classes` is 0 or does not divide the
     /// logits, `label_smoothing` is not in `[0, 1]`, a class index is neither in
     /// `0..classes` nor the ignore index ([`Error::ClassOutOfRange`] with its row),
+    /// an ignore index is set with probability targets (PyTorch raises there too),
     /// or a slice has the wrong length.
     pub fn cross_entropy(
         &self,

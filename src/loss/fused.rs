@@ -46,6 +46,11 @@ impl Sums {
             return self.rows as f32;
         }
         let (label_smoothing, d) = (opts.label_smoothing, divisor as f32);
+        if label_smoothing == 0.0 && self.rest == 0.0 {
+            // PyTorch's nll_loss alone: no smoothing term whose 0 / 0 would turn the
+            // +-inf of a zero weight sum into NaN.
+            return self.nll as f32 / d;
+        }
         (1.0 - label_smoothing) * (self.nll as f32 / d) + self.rest as f32 / d
     }
 }
