@@ -10,6 +10,12 @@
 //! g = g + momentum * b  (nesterov)  or  g = b    if momentum != 0
 //! p = p - lr * g
 //! ```
+//!
+//! in its operation order: every `x + alpha * y` is one fused multiply-add on the FMA
+//! backends, as ATen's vectorised `add(self, other, alpha)` computes it
+//! (`vec::fmadd(other, alpha, self)`), and `momentum * b` is rounded before the
+//! dampened gradient is added, as `buf.mul_(momentum).add_(grad, alpha=1 - dampening)`
+//! does. So the AVX2 and AVX-512 backends give torch.optim.SGD's bits.
 
 use crate::error::check_len;
 use crate::gemm::GemmKernel;
@@ -184,10 +190,12 @@ fn sgd_kernel<S: Simd>(s: S, opt: &Sgd, p: &mut [f32], g: &[f32], b: &mut [f32],
         }
         if momentum {
             let bs = &mut b[i..i + w];
+            // torch: buf.mul_(momentum).add_(grad, alpha=1 - dampening); ATen's
+            // vectorised add is fmadd(grad, alpha, buf), after the rounded product.
             let bv = if first {
                 gv
             } else {
-                s.fma(mu, ld(bs), s.mul(damp, gv))
+                s.fma(damp, gv, s.mul(mu, ld(bs)))
             };
             if full {
                 s.store(bs, bv)

@@ -1,14 +1,15 @@
 //! PyTorch parity: every case of `tests/fixtures/torch_loss.txt` (written by
 //! `tests/fixtures/make_torch_fixtures.py` with PyTorch; this test needs no PyTorch)
 //! on every backend. Values within 1e-5 relative plus 1e-6 absolute (gradients
-//! included); NaN must meet NaN and an infinity the same infinity.
+//! included); NaN must meet NaN and an infinity the same infinity. SGD steps must be
+//! bit-identical to `torch.optim.SGD` on the FMA backends.
 
 mod common;
 use std::collections::HashMap;
 
 use common::kernels;
 use mlp_kernels::{
-    BceWithLogits, CrossEntropy, Kernels, KlReduction, Reduction, Target,
+    Backend, BceWithLogits, CrossEntropy, Kernels, KlReduction, Reduction, Sgd, Target,
     distribution_cross_entropy, entropy,
 };
 
@@ -309,6 +310,63 @@ fn torch_parity() {
                 "xent" => {
                     let h = distribution_cross_entropy(&x, &c.need("target")).unwrap();
                     ck.value(c, &k, "loss", h, c.need("loss")[0], 0.0);
+                }
+                "sgd" => {
+                    let f = |key: &str| c.param(key).unwrap().parse::<f32>().unwrap();
+                    let opt = Sgd::new(f("lr"))
+                        .with_momentum(f("momentum"))
+                        .with_dampening(f("dampening"))
+                        .with_weight_decay(f("weight_decay"))
+                        .with_nesterov(c.param("nesterov") == Some("1"))
+                        .with_maximize(c.param("maximize") == Some("1"));
+                    let grads = c.need("grad");
+                    let mut p = x.clone();
+                    let mut buf = vec![0.0f32; p.len()];
+                    for (step, g) in grads.chunks_exact(p.len()).enumerate() {
+                        k.sgd_step(&opt, &mut p, g, &mut buf, step == 0).unwrap();
+                    }
+                    // The FMA backends do torch's operations in torch's order, each
+                    // fused where ATen's vectorised add fuses it: bit for bit. The
+                    // portable backend rounds its products apart: a few ulp.
+                    let fused = k.backend() != Backend::Portable;
+                    let tol = if fused {
+                        0.0
+                    } else {
+                        4.0 * f64::from(f32::EPSILON)
+                    };
+                    let ulps = |want: &[f32]| {
+                        let scale: Vec<f64> = want
+                            .iter()
+                            .map(|w| tol * f64::from(w.abs()).max(1.0))
+                            .collect();
+                        move |i: usize| scale[i]
+                    };
+                    let exact = |got: &[f32], want: &[f32]| {
+                        !fused
+                            || got
+                                .iter()
+                                .zip(want)
+                                .all(|(a, b)| a.to_bits() == b.to_bits())
+                    };
+                    let want = c.need("out");
+                    ck.values(c, &k, "param", &p, &want, ulps(&want));
+                    if !exact(&p, &want) {
+                        ck.failures.push(format!(
+                            "line {} sgd {}: param not bit-identical",
+                            c.line,
+                            k.backend()
+                        ));
+                    }
+                    if let Some(want) = c.f32s("buffer") {
+                        ck.values(c, &k, "momentum_buffer", &buf, &want, ulps(&want));
+                        if !exact(&buf, &want) {
+                            ck.failures.push(format!(
+                                "line {} sgd {}: buffer not bit-identical",
+                                c.line,
+                                k.backend()
+                            ));
+                        }
+                    }
                 }
                 op => panic!("line {}: unknown op {op}", c.line),
             }
