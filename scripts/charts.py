@@ -84,31 +84,34 @@ def axis(svg, left, top, width, height, ymax, label, ticks=5):
 
 
 def bars(name, title, groups, series, values, ylabel, hline=None, hlabel=None):
-    """Grouped bars: values[(group, series)] -> number."""
+    """Grouped bars: values[(group, series)] -> number; the legend below the axis."""
+    bw = 12 if len(series) > 3 else 28
     left, top, height = 70, 40, 300
-    gw = 28 * len(series) + 24
-    width = gw * len(groups)
-    svg = Svg(left + width + 190, top + height + 90)
+    gw = bw * len(series) + 18
+    width = max(gw * len(groups), 220)
+    svg = Svg(left + width + 30, top + height + 80)
     ymax = max([v for v in values.values()] + ([hline] if hline else [])) * 1.1
     axis(svg, left, top, width, height, ymax, ylabel)
     svg.text(left, 22, title, 14)
     for gi, g in enumerate(groups):
-        x0 = left + gi * gw + 12
+        x0 = left + gi * gw + 9
         for si, s in enumerate(series):
             v = values.get((g, s))
             if v is None:
                 continue
             h = height * v / ymax
-            svg.rect(x0 + si * 28, top + height - h, 24, h, COLOURS[si % len(COLOURS)])
-        svg.text(x0 + 14 * len(series), top + height + 16, g, 11, "middle")
+            svg.rect(x0 + si * bw, top + height - h, bw - 2, h, COLOURS[si % len(COLOURS)])
+        svg.text(x0 + bw * len(series) / 2, top + height + 16, g, 10, "middle")
     if hline:
         y = top + height - height * hline / ymax
         svg.line(left, y, left + width, y, "#c00", 2, "6,4")
-        svg.text(left + width + 6, y + 4, hlabel, 11, colour="#c00")
+        svg.text(left + 6, y - 5, hlabel, 11, colour="#c00")
+    x = left
     for si, s in enumerate(series):
-        y = top + 20 + si * 18
-        svg.rect(left + width + 10, y - 10, 12, 12, COLOURS[si % len(COLOURS)])
-        svg.text(left + width + 28, y, s, 11)
+        y = top + height + 44
+        svg.rect(x, y - 10, 12, 12, COLOURS[si % len(COLOURS)])
+        svg.text(x + 16, y, s, 11)
+        x += 24 + 7 * len(s)
     svg.save(name)
 
 
