@@ -19,6 +19,7 @@
 //! The fused kernel is in `fused.rs`.
 
 use super::fused::{Sums, ce_kernel};
+use super::infinite_weights;
 use super::rows_of;
 use crate::error::check_len;
 use crate::gemm::GemmKernel;
@@ -265,15 +266,19 @@ impl Kernels {
         losses: &mut [f32],
     ) -> Result<f32, Error> {
         let p = plan(logits.len(), classes, target, opts, losses.len(), None)?;
-        let total = self.isa.vectorize(CeRows::<false> {
-            logits,
-            classes,
-            target,
-            opts,
-            scale: 1.0,
-            losses,
-            grad: &mut [],
-        });
+        let total = if infinite_weights::applies(target, opts) {
+            infinite_weights::sums(self, logits, classes, target, opts, losses)
+        } else {
+            self.isa.vectorize(CeRows::<false> {
+                logits,
+                classes,
+                target,
+                opts,
+                scale: 1.0,
+                losses,
+                grad: &mut [],
+            })
+        };
         Ok(total.reduce(opts, p.divisor))
     }
 
@@ -313,15 +318,18 @@ impl Kernels {
             Some(grad.len()),
         )?;
         let scale = (1.0 / p.divisor) as f32;
-        let total = self.isa.vectorize(CeRows::<true> {
+        let mut total = self.isa.vectorize(CeRows::<true> {
             logits,
             classes,
             target,
             opts,
             scale,
-            losses,
+            losses: &mut *losses,
             grad,
         });
+        if infinite_weights::applies(target, opts) {
+            total = infinite_weights::sums(self, logits, classes, target, opts, losses);
+        }
         Ok(total.reduce(opts, p.divisor))
     }
 

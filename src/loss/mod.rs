@@ -29,6 +29,7 @@ mod binary;
 mod cross_entropy;
 mod divergence;
 mod fused;
+mod infinite_weights;
 mod softmax;
 
 pub use binary::{
