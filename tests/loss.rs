@@ -1127,3 +1127,54 @@ fn a_mean_over_weights_that_sum_to_zero_is_infinite_as_pytorch() {
         assert!(loss.is_nan(), "{}: {loss}", k.backend());
     }
 }
+
+#[test]
+fn class_weights_whose_f32_sum_overflows_give_a_loss_and_gradient_that_agree() {
+    // PyTorch's float32 weight sum is inf here: its mean loss is 0 (NaN with label
+    // smoothing) while its gradient is finite. The crate returns the exact mean, which
+    // is what its gradient is the derivative of.
+    let x = [2.0f32, 0.0, -1.0, 0.5, 1.5, 0.0];
+    let w = [3e38f32, 3e38, 3e38];
+    let y = [0i64, 1];
+    for eps in [0.0f32, 0.1] {
+        // f64 reference: t_c = (1 - e) w_y [c = y] + e/C w_c, mean over sum w_y.
+        let (mut loss, mut grad, wsum) = (0.0f64, [0.0f64; 6], 6e38f64);
+        for r in 0..2 {
+            let row = &x[r * 3..r * 3 + 3];
+            let lse = row.iter().map(|&v| f64::from(v).exp()).sum::<f64>().ln();
+            for c in 0..3 {
+                let t = f64::from(w[c]) * (f64::from(eps) / 3.0)
+                    + if c as i64 == y[r] {
+                        (1.0 - f64::from(eps)) * f64::from(w[c])
+                    } else {
+                        0.0
+                    };
+                let tsum = (1.0 - f64::from(eps)) * f64::from(w[y[r] as usize])
+                    + f64::from(eps) / 3.0 * w.iter().map(|&v| f64::from(v)).sum::<f64>();
+                loss += t * (lse - f64::from(row[c])) / wsum;
+                grad[r * 3 + c] = ((f64::from(row[c]) - lse).exp() * tsum - t) / wsum;
+            }
+        }
+        for k in kernels() {
+            let o = CrossEntropy::new()
+                .with_weight(&w)
+                .with_label_smoothing(eps);
+            let mut g = [0.0f32; 6];
+            let l = k
+                .cross_entropy_with_grad(&x, 3, Target::Indices(&y), &o, &mut [], &mut g)
+                .unwrap();
+            assert!(
+                (f64::from(l) - loss).abs() < 1e-5 * loss.abs(),
+                "{}: {l} vs {loss}",
+                k.backend()
+            );
+            for (a, b) in g.iter().zip(&grad) {
+                assert!(
+                    (f64::from(*a) - b).abs() < 1e-6,
+                    "{}: {g:?} vs {grad:?}",
+                    k.backend()
+                );
+            }
+        }
+    }
+}

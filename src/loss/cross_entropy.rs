@@ -250,7 +250,12 @@ impl Kernels {
     /// a row holding +inf or NaN, or all -inf, gives NaN; a target class at -inf
     /// gives +inf. An empty batch's mean is NaN (0 / 0); a mean whose target weights
     /// sum to 0 (weights may be negative) is +-inf where the weighted loss is not 0,
-    /// and NaN where it is, as PyTorch's float32 division gives.
+    /// and NaN where it is, as PyTorch's float32 division gives. The mean's divisor,
+    /// the summed target weights, is kept in f64: where its float32 sum would
+    /// overflow, PyTorch returns a loss of 0 (or NaN with label smoothing) beside a
+    /// finite gradient, and this crate the exact mean that matches its gradient.
+    /// Known gap: weights so small (subnormal) that 1 / their sum overflows f32 give
+    /// the right loss but an infinite or NaN mean gradient, as in PyTorch.
     ///
     /// `Err` before anything is written: `classes` is 0 or does not divide the
     /// logits, `label_smoothing` is not in `[0, 1]`, a class index is neither in

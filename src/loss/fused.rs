@@ -38,20 +38,24 @@ pub(super) struct Sums {
 }
 
 impl Sums {
-    /// (1 - e) nll / d + rest / d. Each part is rounded to f32 before it is divided
+    /// (1 - e) nll / d + rest / d. Each sum is rounded to f32 before it is divided
     /// and blended, as PyTorch's are, so that an nll sum that overflows gives inf there
-    /// and here (and NaN at e = 1).
+    /// and here (and NaN at e = 1). The divisor stays in f64: class weights whose f32
+    /// sum overflows give PyTorch a loss of 0 next to a finite gradient; here loss and
+    /// gradient both use the exact divisor (a closer-to-exact answer, documented on
+    /// [`crate::Kernels::cross_entropy`]). Each quotient is an f64 division of an f32
+    /// by the divisor, rounded once to f32.
     pub(super) fn reduce(self, opts: &CrossEntropy, divisor: f64) -> f32 {
         if opts.reduction == Reduction::None {
             return self.rows as f32;
         }
-        let (label_smoothing, d) = (opts.label_smoothing, divisor as f32);
-        if label_smoothing == 0.0 && self.rest == 0.0 {
+        let part = |sum: f64| (f64::from(sum as f32) / divisor) as f32;
+        if opts.label_smoothing == 0.0 && self.rest == 0.0 {
             // PyTorch's nll_loss alone: no smoothing term whose 0 / 0 would turn the
             // +-inf of a zero weight sum into NaN.
-            return self.nll as f32 / d;
+            return part(self.nll);
         }
-        (1.0 - label_smoothing) * (self.nll as f32 / d) + self.rest as f32 / d
+        (1.0 - opts.label_smoothing) * part(self.nll) + part(self.rest)
     }
 }
 
