@@ -312,9 +312,16 @@ impl Progress {
         }
         let bar = indicatif::ProgressBar::new(steps as u64);
         let style = indicatif::ProgressStyle::with_template(
-            "epoch {prefix:>2} [{bar:30}] {pos}/{len} steps  {per_sec}  {eta} left",
+            "epoch {prefix:>2} [{bar:30}] {pos}/{len} steps  {rate}  {eta} left",
         )
-        .map(|s| s.progress_chars("=> "));
+        .map(|s| {
+            s.progress_chars("=> ").with_key(
+                "rate",
+                |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:.0} steps/s", state.per_sec());
+                },
+            )
+        });
         if let Ok(style) = style {
             bar.set_style(style);
         }
