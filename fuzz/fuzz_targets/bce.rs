@@ -10,22 +10,14 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mlp_kernels::{Backend, BceWithLogits, Kernels, Reduction};
-
-fn floats(b: &[u8]) -> Vec<f32> {
-    b.chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
-}
+use mlp_kernels::{BceWithLogits, Reduction};
+use mlp_kernels_fuzz::{floats, kernels};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&head, rest)) = data.split_first() else {
         return;
     };
-    let backends: Vec<Backend> = Backend::supported().collect();
-    let Ok(k) = Kernels::new(backends[usize::from(head) % backends.len()]) else {
-        return;
-    };
+    let k = kernels(head);
     let v = floats(rest);
     let n = v.len() / 4;
     let (x, y) = (&v[..n], &v[n..2 * n]);

@@ -9,20 +9,17 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mlp_kernels::{Backend, Kernels, Linear, LinearGrads};
+use mlp_kernels::{Linear, LinearGrads};
+use mlp_kernels_fuzz::{floats, kernels};
 
 fuzz_target!(|data: &[u8]| {
     let [b, i, o, flags, rest @ ..] = data else {
         return;
     };
     let (batch, inp, out) = (usize::from(b % 9), usize::from(i % 40), usize::from(o % 40));
-    let backends: Vec<Backend> = Backend::supported().collect();
-    let Ok(k) = Kernels::new(backends[usize::from(flags >> 4) % backends.len()]) else {
-        return;
-    };
-    let vals: Vec<f32> = rest
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+    let k = kernels(flags >> 4);
+    let vals: Vec<f32> = floats(rest)
+        .into_iter()
         .map(|v| {
             if v.is_finite() {
                 v.clamp(-1e6, 1e6)

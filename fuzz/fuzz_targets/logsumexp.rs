@@ -10,7 +10,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mlp_kernels::{Backend, Kernels};
+use mlp_kernels::Kernels;
+use mlp_kernels_fuzz::{floats, kernels};
 
 const EPS: f64 = f32::EPSILON as f64;
 
@@ -65,14 +66,8 @@ fuzz_target!(|data: &[u8]| {
     let Some((&head, rest)) = data.split_first() else {
         return;
     };
-    let backends: Vec<Backend> = Backend::supported().collect();
-    let Ok(k) = Kernels::new(backends[usize::from(head) % backends.len()]) else {
-        return;
-    };
-    let x: Vec<f32> = rest
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
+    let k = kernels(head);
+    let x = floats(rest);
     let n = x.len();
     let r = check_row(&k, &x);
 

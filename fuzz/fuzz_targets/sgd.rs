@@ -10,13 +10,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mlp_kernels::{Backend, Kernels, Sgd};
-
-fn floats(b: &[u8]) -> Vec<f32> {
-    b.chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
-}
+use mlp_kernels::Sgd;
+use mlp_kernels_fuzz::{floats, kernels};
 
 /// torch.optim.SGD's rule in f64 (see src/optim.rs for its source).
 fn reference(o: &Sgd, p: &mut [f64], g: &[f64], b: &mut [f64], first: bool) {
@@ -45,10 +40,7 @@ fuzz_target!(|data: &[u8]| {
     let [head, lr, steps, rest @ ..] = data else {
         return;
     };
-    let backends: Vec<Backend> = Backend::supported().collect();
-    let Ok(k) = Kernels::new(backends[usize::from(*head) % backends.len()]) else {
-        return;
-    };
+    let k = kernels(*head);
     let opt = Sgd::new(f32::from(*lr) / 256.0 - 0.05) // a few negative: refused
         .with_momentum([0.0, 0.9, 0.5, -0.1][usize::from(head >> 2 & 3)])
         .with_dampening([0.0, 0.25][usize::from(head >> 4 & 1)])
