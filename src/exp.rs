@@ -6,7 +6,7 @@ use crate::{Error, Kernels};
 
 impl Kernels {
     /// `out[i] = e^x[i]`, within 1 ulp of the correctly rounded result (measured over
-    /// all 2^32 inputs on every backend, BENCHMARKS.md); NaN stays NaN,
+    /// all 2^32 inputs on each x86 backend, BENCHMARKS.md); NaN stays NaN,
     /// e^+inf = +inf, e^-inf = 0, overflow gives +inf and underflow goes through the
     /// subnormals to 0. `Err` if the lengths differ.
     pub fn exp(&self, x: &[f32], out: &mut [f32]) -> Result<(), Error> {

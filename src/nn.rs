@@ -133,8 +133,9 @@ impl Linear {
         if let Some(b) = bias {
             check_len("bias", o, b.len())?;
         }
-        // Every check before `y` is written (the bias goes there first).
-        let need = self.workspace_len(batch);
+        // Every check before `y` is written (the bias goes there first): the forward
+        // product's own workspace, per thread.
+        let need = gemm_workspace_len(batch, o, i).saturating_mul(self.threads_used());
         if workspace.len() < need {
             return Err(Error::WorkspaceTooSmall {
                 needed: need,

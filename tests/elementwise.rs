@@ -285,3 +285,46 @@ fn backends_are_usable_from_parallel_threads() {
         }
     });
 }
+
+/// Partial vectors whose 32 bytes would cross into the next 4 KiB page: the AVX2
+/// backend then takes the stack-buffer path instead of vmaskmovps (whose masked lanes
+/// AMD does not promise never fault). Every tail length at every offset near the end
+/// of a page, loads (relu into another buffer) and stores (in place), against the
+/// portable backend.
+#[test]
+fn partial_vectors_at_the_end_of_a_page_match_the_portable_backend() {
+    let portable = Kernels::new(mlp_kernels::Backend::Portable).unwrap();
+    let mut buf = vec![0.0f32; 4 * 1024];
+    // The first float at a page boundary inside the buffer.
+    let page_start = buf.as_ptr().align_offset(4096);
+    assert!(page_start + 1024 < buf.len());
+    for (i, x) in buf.iter_mut().enumerate() {
+        *x = (i as f32 * 0.37).sin() - 0.2;
+    }
+    for k in kernels() {
+        for len in 1..8 {
+            // Tails that start in the last 32 bytes of a page (and end in the page or
+            // just past its boundary).
+            for back in 1..=8usize {
+                let start = page_start + 1024 - back;
+                let src = buf[start..start + len].to_vec();
+                let (mut want, mut got) = (vec![0.0f32; len], vec![0.0f32; len]);
+                portable.relu(&buf[start..start + len], &mut want).unwrap();
+                k.relu(&buf[start..start + len], &mut got).unwrap();
+                assert_eq!(got, want, "{} load of {len} at -{back}", k.backend());
+                // In place on the same addresses, then put the values back.
+                let before = buf.clone();
+                k.relu_in_place(&mut buf[start..start + len]);
+                assert_eq!(&buf[start..start + len], &want[..], "{} store", k.backend());
+                assert_eq!(buf[..start], before[..start], "wrote before the slice");
+                assert_eq!(
+                    buf[start + len..],
+                    before[start + len..],
+                    "wrote after the slice"
+                );
+                buf[start..start + len].copy_from_slice(&src);
+                assert_eq!(src, buf[start..start + len].to_vec());
+            }
+        }
+    }
+}

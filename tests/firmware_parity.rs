@@ -1,12 +1,16 @@
 //! The firmware example's training (examples/firmware/src/train.rs, included as is) on
 //! the host's portable backend, on the same 14x14 data its build script makes.
 //!
-//! The device and the host must end with bit-identical weights. Every float operation
-//! in the portable backend is IEEE single precision in a fixed order on every target
-//! (no FMA contraction, the crate's own exp, libm's log), so the weights' hash printed
-//! here must equal the one the firmware prints under QEMU. `scripts/firmware.sh`
-//! passes the firmware's logs in `FIRMWARE_LOGS` (paths separated by `:`), and this
-//! test then compares them line by line with its own run.
+//! The device and the host must end with bit-identical weights. The portable backend
+//! does its float operations in IEEE single precision in a fixed order, with the
+//! crate's own exp and libm's log; its multiply-add is `wide`'s, which fuses only
+//! where the target has FMA in its vector unit (aarch64 NEON, or an x86 build with
+//! `+fma`). On a default x86_64 build (SSE2) and on a Cortex-M (no vector unit) it is
+//! two roundings on both sides, so the weights' hash printed here must equal the one
+//! the firmware prints under QEMU. `scripts/firmware.sh` passes the firmware's logs in
+//! `FIRMWARE_LOGS` (paths separated by `:`), and this test then compares them line by
+//! line with its own run; without them it checks the training alone (as on aarch64,
+//! where the fused multiply-add gives other bits).
 
 #[allow(dead_code)]
 #[path = "../examples/firmware/dataset.rs"]

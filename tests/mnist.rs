@@ -257,6 +257,11 @@ fn run_example(args: &[std::ffi::OsString]) -> Option<(i32, String, String)> {
         .output();
     let out = match out {
         Ok(out) => out,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
+            "{} is missing: run `cargo test` (which builds the examples) or \
+             `cargo build --example mnist` first",
+            example_binary().display()
+        ),
         Err(e) => {
             eprintln!("skipped: cannot start {}: {e}", example_binary().display());
             return None;
@@ -358,7 +363,7 @@ fn the_example_refuses_bad_input_before_it_trains() {
                 path(&d.join("losses")),
             ],
             1,
-            vec!["--step-losses", "do not fit in memory"],
+            vec!["--step-losses", "more than the"],
         ),
         (vec![not_utf8], 2, vec!["error"]),
         (vec![os("--epochs"), os("0")], 2, vec!["--epochs", "0"]),

@@ -56,8 +56,9 @@ static GLOBAL: CountingAlloc = CountingAlloc;
 /// Train the lesson's 784-200-200-10 MLP on MNIST with mlp-kernels.
 ///
 /// Every value is checked before the first step: a bad one gets one line naming the
-/// option and what is wrong, and exit code 2; a bad file, exit code 1. Output files
-/// are opened (and so checked writable) before training starts.
+/// option and what is wrong, and exit code 2; a bad file, a backend this CPU lacks or
+/// a run too large to record, exit code 1. Output files are opened (and so checked
+/// writable) before training starts.
 #[derive(Parser, Debug)]
 #[command(name = "mnist", version, about, long_about = None, allow_negative_numbers = true)]
 struct Args {
@@ -118,6 +119,9 @@ struct Args {
 const MAX_EPOCHS: i64 = 1_000_000;
 const MAX_BATCH: i64 = 1 << 20;
 const MAX_THREADS: i64 = 4096;
+/// The most step losses `--step-losses` records (512 MB of f32): a fixed limit, so
+/// that a huge run is refused whatever the allocator would promise.
+const MAX_STEP_LOSSES: usize = 1 << 27;
 
 /// A finite number >= 0, for the optimiser's settings.
 fn finite_non_negative(s: &str) -> Result<f32, String> {
@@ -206,9 +210,13 @@ fn run(a: Args) -> Result<(), String> {
     // the run is refused before it starts.
     let mut step_losses: Vec<f32> = Vec::new();
     if a.step_losses.is_some() {
-        let n = steps
-            .checked_mul(epochs)
-            .ok_or("--step-losses: too many steps to record")?;
+        let n = steps.saturating_mul(epochs);
+        if n > MAX_STEP_LOSSES {
+            return Err(format!(
+                "--step-losses: {n} steps to record, more than the {MAX_STEP_LOSSES} this \
+                 example keeps (fewer --epochs or a larger --batch-size)"
+            ));
+        }
         step_losses.try_reserve_exact(n).map_err(|_| {
             format!(
                 "--step-losses: {n} losses ({} MB) do not fit in memory",

@@ -388,7 +388,8 @@ impl Kernels {
 
     /// [`Kernels::gemm`] on `threads` threads (0: as many as the machine has), each
     /// computing a block of columns (or of rows, when C is narrow). The workspace
-    /// must be [`gemm_workspace_len`] times the number of threads used.
+    /// must be [`gemm_workspace_len`] times `threads` as asked (0: the core count),
+    /// even where fewer threads run.
     ///
     /// The threads come from a pool started on first use and kept; after that a call
     /// allocates nothing. [`prepare_threads`] starts them ahead of time. At most as

@@ -272,7 +272,7 @@ impl Kernels {
     ) -> Result<f32, Error> {
         let p = plan(logits.len(), classes, target, opts, losses.len(), None)?;
         let total = if infinite_weights::applies(target, opts) {
-            infinite_weights::sums(self, logits, classes, target, opts, losses)
+            infinite_weights::sums(logits, classes, target, opts, losses)
         } else {
             self.isa.vectorize(CeRows::<false> {
                 logits,
@@ -333,7 +333,7 @@ impl Kernels {
             grad,
         });
         if infinite_weights::applies(target, opts) {
-            total = infinite_weights::sums(self, logits, classes, target, opts, losses);
+            total = infinite_weights::sums(logits, classes, target, opts, losses);
         }
         Ok(total.reduce(opts, p.divisor))
     }

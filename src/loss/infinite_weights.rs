@@ -11,7 +11,6 @@
 
 use super::cross_entropy::{CrossEntropy, Target};
 use super::fused::Sums;
-use crate::Kernels;
 
 /// Whether the call must take this path: an infinite weight that reaches every row's
 /// loss (with label smoothing, or probability targets).
@@ -26,7 +25,6 @@ pub(super) fn applies(target: Target, opts: &CrossEntropy) -> bool {
 /// The sums of the row losses in PyTorch's per-class products, each row's loss into
 /// `losses` (when it is `rows` long). The call was checked by `plan`.
 pub(super) fn sums(
-    k: &Kernels,
     logits: &[f32],
     classes: usize,
     target: Target,
@@ -42,9 +40,18 @@ pub(super) fn sums(
     };
     let mut total = Sums::default();
     for (r, x) in logits.chunks_exact(classes).enumerate() {
-        let lse = f64::from(k.logsumexp(x));
-        // -log p_c, as log_softmax gives it.
-        let nlp = |c: usize| lse - f64::from(x[c]);
+        // -log p_c = (m - x_c) + log s, as log_softmax forms it: a rounded f32
+        // log-sum-exp minus x_c would give an exact 0 (and inf * 0 = NaN) for a class
+        // whose probability is just below 1.
+        let m = x
+            .iter()
+            .fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
+        let log_s = x
+            .iter()
+            .map(|&v| (f64::from(v) - m).exp())
+            .sum::<f64>()
+            .ln();
+        let nlp = |c: usize| (m - f64::from(x[c])) + log_s;
         let loss = match target {
             Target::Indices(y) => {
                 let Some(&yr) = y.get(r) else { break };
