@@ -46,11 +46,7 @@ pub(super) fn sums(
         let m = x
             .iter()
             .fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
-        let log_s = x
-            .iter()
-            .map(|&v| (f64::from(v) - m).exp())
-            .sum::<f64>()
-            .ln();
+        let log_s = libm::log(x.iter().map(|&v| libm::exp(f64::from(v) - m)).sum::<f64>());
         let nlp = |c: usize| (m - f64::from(x[c])) + log_s;
         let loss = match target {
             Target::Indices(y) => {
