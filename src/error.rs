@@ -46,6 +46,13 @@ pub enum Error {
     },
     /// The CPU running the program lacks the instruction set of the chosen backend.
     UnsupportedBackend(Backend),
+    /// A compressed-sparse-row matrix breaks its layout (see [`CsrRef`](crate::CsrRef)).
+    InvalidSparse {
+        /// The row where the fault was found.
+        row: usize,
+        /// What is wrong there.
+        reason: &'static str,
+    },
 }
 
 impl fmt::Display for Error {
@@ -77,6 +84,9 @@ impl fmt::Display for Error {
             }
             Error::UnsupportedBackend(b) => {
                 write!(f, "backend {b} is not supported by this CPU")
+            }
+            Error::InvalidSparse { row, reason } => {
+                write!(f, "invalid sparse matrix at row {row}: {reason}")
             }
         }
     }

@@ -128,6 +128,7 @@ pub mod init;
 pub mod nn;
 mod optim;
 mod simd;
+pub mod sparse;
 
 /// The `rand_core` whose `Rng` the [`init`] functions take (0.10).
 pub use rand_core;
@@ -138,9 +139,10 @@ pub use exp::{exp, exp_in_place};
 #[cfg(feature = "std")]
 pub use gemm::prepare_threads;
 pub use gemm::{MatMut, MatRef, gemm, gemm_workspace_len};
-pub use nn::{Linear, LinearGrads};
+pub use nn::{Linear, LinearGrads, SparseLinear};
 pub use optim::{Sgd, sgd_step};
 pub use simd::Backend;
+pub use sparse::{CsrRef, SPARSE_BREAK_EVEN_DENSITY, sparse_gemm_workspace_len};
 
 pub mod loss;
 pub use loss::{

@@ -49,6 +49,9 @@ pub(crate) trait GemmKernel: Simd {
     const MR: usize;
     /// Columns of the register tile (NV vectors).
     const NR: usize;
+    /// Vectors of one row of C that the sparse kernels keep in registers (at most
+    /// 16): the register file less one broadcast and one loaded vector.
+    const ROW_VECTORS: usize;
 
     /// # Safety
     /// Every address of `t` the tile touches for `rows` rows, `t.kc` depth and
@@ -174,6 +177,8 @@ macro_rules! tile_body {
 impl GemmKernel for Portable {
     const MR: usize = 6;
     const NR: usize = 8;
+    // f32x8 is two xmm registers of the 16.
+    const ROW_VECTORS: usize = 6;
     #[inline(always)]
     unsafe fn tile(self, t: &Tile, rows: usize) {
         tile_body!(Self, self, t, rows, 6, 1)
@@ -189,6 +194,7 @@ impl GemmKernel for Avx2 {
     }
     const MR: usize = 6;
     const NR: usize = 16;
+    const ROW_VECTORS: usize = 13;
     #[inline(always)]
     unsafe fn tile(self, t: &Tile, rows: usize) {
         tile_body!(Self, self, t, rows, 6, 2)
@@ -204,6 +210,7 @@ impl GemmKernel for Avx512 {
     }
     const MR: usize = 12;
     const NR: usize = 32;
+    const ROW_VECTORS: usize = 16;
     #[inline(always)]
     unsafe fn tile(self, t: &Tile, rows: usize) {
         tile_body!(Self, self, t, rows, 12, 2)

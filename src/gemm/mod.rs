@@ -164,6 +164,18 @@ impl<'a> MatRef<'a> {
     pub fn get(&self, i: usize, j: usize) -> Option<f32> {
         (i < self.rows && j < self.cols).then(|| self.data[i * self.rs + j * self.cs])
     }
+    /// Distance between consecutive rows, in elements.
+    pub fn row_stride(&self) -> usize {
+        self.rs
+    }
+    /// Distance between consecutive columns, in elements.
+    pub fn col_stride(&self) -> usize {
+        self.cs
+    }
+    /// The first element's address (the view's elements are at offsets from it).
+    pub(crate) fn data_ptr(&self) -> *const f32 {
+        self.data.as_ptr()
+    }
     /// Columns `j0..j1` as a view (clamped to the matrix).
     #[cfg(feature = "std")]
     fn cols_range(self, j0: usize, j1: usize) -> MatRef<'a> {
@@ -257,6 +269,10 @@ impl<'a> MatMut<'a> {
             rs: self.rs,
             cs: self.cs,
         }
+    }
+    /// Pointer, row stride and column stride, for kernels that own the view.
+    pub(crate) fn raw_parts(&mut self) -> (*mut f32, usize, usize) {
+        (self.data.as_mut_ptr(), self.rs, self.cs)
     }
     fn raw(&mut self) -> RawMat {
         RawMat {
@@ -693,6 +709,25 @@ pub fn gemm(
     workspace: &mut [f32],
 ) -> Result<(), Error> {
     Kernels::detect().gemm(alpha, a, b, beta, c, workspace)
+}
+
+/// The most parts a threaded call splits into.
+#[cfg(feature = "std")]
+pub(crate) const MAX_PARTS: usize = 64;
+
+/// The threads a call asking for `threads` (0: all) gets: never more than the
+/// machine's cores (more only adds waiting) nor [`MAX_PARTS`].
+#[cfg(feature = "std")]
+pub(crate) fn threads_to_use(threads: usize) -> usize {
+    let cores = pool::cores();
+    let t = if threads == 0 { cores } else { threads };
+    t.min(cores).clamp(1, MAX_PARTS)
+}
+
+/// Runs `f(0..parts)` on the pool and the calling thread; returns when all are done.
+#[cfg(feature = "std")]
+pub(crate) fn run_parts(parts: usize, f: &(dyn Fn(usize) + Sync)) {
+    pool::run(parts, f)
 }
 
 /// Starts the worker threads that [`Kernels::gemm_threaded`] uses for `threads`

@@ -8,6 +8,12 @@
 //! ```
 //!
 //! Transposes are views, so no operand is copied.
+//!
+//! [`SparseLinear`] is the same layer for inputs that are mostly zero before an
+//! affine normalisation (MNIST's pixels): it multiplies only the non-zeros.
+
+mod sparse;
+pub use sparse::SparseLinear;
 
 use crate::error::check_len;
 use crate::simd::{LaneFn2, Simd, ZipInPlace};
@@ -268,7 +274,7 @@ impl Linear {
     }
 }
 
-struct Add;
+pub(crate) struct Add;
 
 impl LaneFn2 for Add {
     #[inline(always)]

@@ -1,0 +1,277 @@
+//! A linear layer on sparse raw inputs under an affine normalisation.
+//!
+//! The input the layer stands for is x_norm = a * x + c (every element, zeros too),
+//! with x sparse. Because the normalisation is affine, with W^T stored in x out
+//! ("weight_t", the layout the sparse kernel reads by rows):
+//!
+//! ```text
+//! forward   y   = x_norm W^T + b = a * (x W^T) + (b + c * colsum(W^T))     per row
+//! backward  dW^T = x_norm^T dy  = a * (x^T dy) + c * 1 colsum(dy)          per row
+//!           db  = colsum(dy)
+//! ```
+//!
+//! so only x's non-zeros are multiplied: the mathematics of the dense layer on x_norm,
+//! with the float operations in another order.
+
+use crate::error::check_len;
+use crate::simd::{MapInPlace, Simd, ZipInPlace};
+use crate::{CsrRef, Error, Kernels, MatMut, MatRef};
+
+use super::Add;
+
+/// A fully connected layer whose input is a sparse matrix of raw values `x` (batch x
+/// in, [`CsrRef`]) that stands for `scale * x + shift` element-wise: the forward pass
+/// and the weight gradient of [`Linear`](super::Linear) on that input, at the cost of
+/// x's non-zeros.
+///
+/// The weight is held transposed, `weight_t` = W^T (in x out, row-major: `W[j][i]` at
+/// `weight_t[i * out + j]`), because the kernel reads it by rows. The layer gives no
+/// input gradient: its input is data.
+///
+/// ```
+/// use mlp_kernels::{CsrRef, Kernels, Linear, SparseLinear};
+/// // Two samples of 3 raw features, mostly 0, normalised as (x - 0.5) / 2.
+/// let raw = [0.0f32, 4.0, 0.0, 2.0, 0.0, 0.0];
+/// let x = CsrRef::new(2, 3, &[0, 1, 2], &[1, 0], &[4.0, 2.0])?;
+/// let w = [1.0f32, 2.0, 3.0, -1.0, 0.5, 0.0]; // W, 2 x 3
+/// let w_t = [1.0f32, -1.0, 2.0, 0.5, 3.0, 0.0]; // W^T, 3 x 2
+/// let layer = SparseLinear::new(3, 2).with_normalisation(0.5, -0.25);
+/// let (k, mut y, mut ws) = (Kernels::detect(), [0.0f32; 4], vec![0.0; layer.workspace_len()]);
+/// layer.forward(&k, x, &w_t, Some(&[0.1, 0.2]), &mut y, &mut ws)?;
+/// // The dense layer on the normalised input gives the same.
+/// let norm: Vec<f32> = raw.iter().map(|v| 0.5 * v - 0.25).collect();
+/// let mut y_dense = [0.0f32; 4];
+/// let mut ws_dense = vec![0.0; Linear::new(3, 2).workspace_len(2)];
+/// Linear::new(3, 2).forward(&k, &norm, &w, Some(&[0.1, 0.2]), &mut y_dense, &mut ws_dense)?;
+/// for (a, b) in y.iter().zip(y_dense) {
+///     assert!((a - b).abs() < 1e-6);
+/// }
+/// # Ok::<(), mlp_kernels::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SparseLinear {
+    /// Inputs per sample.
+    pub in_features: usize,
+    /// Outputs per sample.
+    pub out_features: usize,
+    /// a of the normalisation a * x + c.
+    pub scale: f32,
+    /// c of the normalisation a * x + c.
+    pub shift: f32,
+    /// Threads for the products (1 without the `std` feature).
+    pub threads: usize,
+}
+
+impl SparseLinear {
+    /// A single-threaded layer on inputs taken as they are (scale 1, shift 0).
+    pub fn new(in_features: usize, out_features: usize) -> SparseLinear {
+        SparseLinear {
+            in_features,
+            out_features,
+            scale: 1.0,
+            shift: 0.0,
+            threads: 1,
+        }
+    }
+
+    /// The same layer on inputs normalised as `scale * x + shift`. For MNIST's
+    /// `(x / 255 - 0.1307) / 0.3081`: scale `1 / (255 * 0.3081)`, shift
+    /// `-0.1307 / 0.3081`.
+    pub fn with_normalisation(self, scale: f32, shift: f32) -> SparseLinear {
+        SparseLinear {
+            scale,
+            shift,
+            ..self
+        }
+    }
+
+    /// The same layer using `threads` threads for its products (`std` only).
+    pub fn with_threads(self, threads: usize) -> SparseLinear {
+        SparseLinear {
+            threads: threads.max(1),
+            ..self
+        }
+    }
+
+    /// Workspace, in f32, for [`forward`](Self::forward) (backward needs none): the
+    /// row `b + shift * colsum(W^T)` that every output row starts from.
+    pub fn workspace_len(&self) -> usize {
+        self.out_features
+    }
+
+    fn check(&self, x: &CsrRef<'_>, weight_t: &[f32]) -> Result<usize, Error> {
+        let (i, o) = (self.in_features, self.out_features);
+        if i == 0 || o == 0 {
+            return Err(Error::InvalidParameter {
+                name: "features",
+                reason: "must be > 0",
+            });
+        }
+        if !self.scale.is_finite() || !self.shift.is_finite() {
+            return Err(Error::InvalidParameter {
+                name: "normalisation",
+                reason: "scale and shift must be finite",
+            });
+        }
+        check_len("x cols (= in_features)", i, x.cols())?;
+        let w_len = i.checked_mul(o).ok_or(Error::InvalidParameter {
+            name: "weight_t",
+            reason: "size overflows usize",
+        })?;
+        check_len("weight_t (in x out)", w_len, weight_t.len())?;
+        Ok(x.rows())
+    }
+
+    /// y = (scale * x + shift) W^T + b for the batch of sparse rows `x`; `bias` may be
+    /// `None`. `Err`, with nothing written, on a wrong length.
+    pub fn forward(
+        &self,
+        k: &Kernels,
+        x: CsrRef<'_>,
+        weight_t: &[f32],
+        bias: Option<&[f32]>,
+        y: &mut [f32],
+        workspace: &mut [f32],
+    ) -> Result<(), Error> {
+        let batch = self.check(&x, weight_t)?;
+        let (i, o) = (self.in_features, self.out_features);
+        let y_len = batch.checked_mul(o).ok_or(Error::InvalidParameter {
+            name: "y",
+            reason: "size overflows usize",
+        })?;
+        check_len("y (batch x out)", y_len, y.len())?;
+        if let Some(b) = bias {
+            check_len("bias", o, b.len())?;
+        }
+        let Some(row) = workspace.get_mut(..o) else {
+            return Err(Error::WorkspaceTooSmall {
+                needed: o,
+                found: workspace.len(),
+            });
+        };
+        // The start row: b + shift * (the column sums of W^T, one per output).
+        row.fill(0.0);
+        if self.shift != 0.0 {
+            for w_row in weight_t.chunks_exact(o) {
+                k.isa.vectorize(ZipInPlace {
+                    a: w_row,
+                    dst: &mut *row,
+                    f: Add,
+                });
+            }
+            k.isa.vectorize(MapInPlace {
+                x: &mut *row,
+                f: Scale(self.shift),
+            });
+        }
+        if let Some(b) = bias {
+            k.isa.vectorize(ZipInPlace {
+                a: b,
+                dst: &mut *row,
+                f: Add,
+            });
+        }
+        let wt = MatRef::row_major(weight_t, i, o)?;
+        k.sparse_gemm_plus_row(
+            self.threads,
+            self.scale,
+            x,
+            wt,
+            row,
+            MatMut::row_major(y, batch, o)?,
+            &mut [],
+        )
+    }
+
+    /// The weight and bias gradients from dy (batch x out) for the input x the layer
+    /// saw: dW^T = scale * x^T dy + shift * (a row of colsum(dy) for every input), and
+    /// db = colsum(dy); overwritten, or added to with `accumulate`. `Err`, with
+    /// nothing written, on a wrong length.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(
+        &self,
+        k: &Kernels,
+        x: CsrRef<'_>,
+        dy: &[f32],
+        grad_weight_t: &mut [f32],
+        grad_bias: Option<&mut [f32]>,
+        accumulate: bool,
+        workspace: &mut [f32],
+    ) -> Result<(), Error> {
+        let weight_len = grad_weight_t.len();
+        // The gradient has W^T's shape; check it as the weight would be.
+        let batch = {
+            let (i, o) = (self.in_features, self.out_features);
+            if i.checked_mul(o) != Some(weight_len) {
+                check_len("grad weight_t (in x out)", i.saturating_mul(o), weight_len)?;
+            }
+            self.check(&x, grad_weight_t)?
+        };
+        let (i, o) = (self.in_features, self.out_features);
+        let dy_len = batch.checked_mul(o).ok_or(Error::InvalidParameter {
+            name: "dy",
+            reason: "size overflows usize",
+        })?;
+        check_len("dy (batch x out)", dy_len, dy.len())?;
+        if let Some(db) = grad_bias.as_deref() {
+            check_len("grad bias", o, db.len())?;
+        }
+        let Some(col_sums) = workspace.get_mut(..o) else {
+            return Err(Error::WorkspaceTooSmall {
+                needed: o,
+                found: workspace.len(),
+            });
+        };
+        col_sums.fill(0.0);
+        for row in dy.chunks_exact(o) {
+            k.isa.vectorize(ZipInPlace {
+                a: row,
+                dst: &mut *col_sums,
+                f: Add,
+            });
+        }
+        if let Some(db) = grad_bias {
+            if accumulate {
+                k.isa.vectorize(ZipInPlace {
+                    a: col_sums,
+                    dst: db,
+                    f: Add,
+                });
+            } else {
+                db.copy_from_slice(col_sums);
+            }
+        }
+        // Every row of dW^T starts from shift * colsum(dy) (plus what it held).
+        k.isa.vectorize(MapInPlace {
+            x: &mut *col_sums,
+            f: Scale(self.shift),
+        });
+        for g_row in grad_weight_t.chunks_exact_mut(o) {
+            if accumulate {
+                k.isa.vectorize(ZipInPlace {
+                    a: col_sums,
+                    dst: g_row,
+                    f: Add,
+                });
+            } else {
+                g_row.copy_from_slice(col_sums);
+            }
+        }
+        k.sparse_t_gemm(
+            self.scale,
+            x,
+            MatRef::row_major(dy, batch, o)?,
+            1.0,
+            MatMut::row_major(grad_weight_t, i, o)?,
+        )
+    }
+}
+
+struct Scale(f32);
+
+impl crate::simd::LaneFn for Scale {
+    #[inline(always)]
+    fn apply<S: Simd>(&self, s: S, x: S::V) -> S::V {
+        s.mul(s.splat(self.0), x)
+    }
+}

@@ -1,0 +1,330 @@
+//! The register-blocked sparse kernels, written once over `Simd`.
+//!
+//! `rows_times_dense`: a row of C = alpha * (a row of S) * B + base. The row of C (or a
+//! block of its columns, as many vectors as the backend has registers for) stays in
+//! registers while the row's non-zeros stream past: each non-zero (p, v) adds
+//! v * B[p, ..], one broadcast and one FMA per vector, and C is written once. This is
+//! the "row-wise" (Gustavson 1978) order: B is read by rows, C by rows, S once.
+//!
+//! `scatter_rows`: C += (alpha * v) * B[r, ..] into row p of C for every non-zero
+//! (r, p, v) of S, which is C += alpha * S^T * B without forming S^T. Here a block of
+//! B's row r stays in registers and C's rows are read and written per non-zero.
+
+use super::CsrRef;
+use crate::gemm::GemmKernel;
+use crate::simd::{MAX_LANES, Simd};
+
+/// What the product is added to.
+#[derive(Clone, Copy)]
+pub(crate) enum Base {
+    /// beta * C; beta = 0 never reads C.
+    Scale(f32),
+    /// The same row of `n` floats added to every row of C (not read from C).
+    Row(*const f32),
+}
+
+/// A dense operand: element (p, j) at `ptr + p * rs + j`.
+#[derive(Clone, Copy)]
+pub(crate) struct Rows {
+    pub ptr: *const f32,
+    pub rs: usize,
+}
+
+/// C as raw parts: element (i, j) at `ptr + i * rs + j * cs`.
+#[derive(Clone, Copy)]
+pub(crate) struct Out {
+    pub ptr: *mut f32,
+    pub rs: usize,
+    pub cs: usize,
+}
+
+/// Splits `n` columns into blocks of at most `S::ROW_VECTORS` vectors, as even as the
+/// vector width allows (200 columns on AVX2: 9 + 8 + 8 vectors, not 14 + 11).
+#[inline(always)]
+fn column_block<S: GemmKernel>(n: usize) -> usize {
+    let vecs = n.div_ceil(S::LANES);
+    let blocks = vecs.div_ceil(S::ROW_VECTORS).max(1);
+    vecs.div_ceil(blocks) * S::LANES
+}
+
+/// Calls `$f::<S, NV>(args)` with NV = `$nv` in 1..=16 (larger values take 16, which
+/// the callers never pass: `$nv <= S::ROW_VECTORS <= 16`).
+macro_rules! with_nv {
+    ($nv:expr, $f:ident::<$S:ty>($($arg:expr),*)) => {
+        match $nv {
+            1 => $f::<$S, 1>($($arg),*),
+            2 => $f::<$S, 2>($($arg),*),
+            3 => $f::<$S, 3>($($arg),*),
+            4 => $f::<$S, 4>($($arg),*),
+            5 => $f::<$S, 5>($($arg),*),
+            6 => $f::<$S, 6>($($arg),*),
+            7 => $f::<$S, 7>($($arg),*),
+            8 => $f::<$S, 8>($($arg),*),
+            9 => $f::<$S, 9>($($arg),*),
+            10 => $f::<$S, 10>($($arg),*),
+            11 => $f::<$S, 11>($($arg),*),
+            12 => $f::<$S, 12>($($arg),*),
+            13 => $f::<$S, 13>($($arg),*),
+            14 => $f::<$S, 14>($($arg),*),
+            15 => $f::<$S, 15>($($arg),*),
+            _ => $f::<$S, 16>($($arg),*),
+        }
+    };
+}
+
+/// Rows `lo..hi` of C = alpha * S * B + base, for the `n` columns of B.
+///
+/// # Safety
+/// B must hold row p for every column index p of S with `n` readable floats; C must
+/// hold rows `lo..hi` with `n` columns, owned exclusively; a `Base::Row` must hold `n`
+/// floats.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn rows_times_dense<S: GemmKernel>(
+    s: S,
+    csr: &CsrRef<'_>,
+    lo: usize,
+    hi: usize,
+    b: Rows,
+    n: usize,
+    alpha: f32,
+    base: Base,
+    c: Out,
+) {
+    let block = column_block::<S>(n);
+    let mut j0 = 0;
+    // Column blocks outside the rows: a block of B stays in cache for all rows.
+    while j0 < n {
+        let w = block.min(n - j0);
+        let nv = w.div_ceil(S::LANES);
+        let tail = w - (nv - 1) * S::LANES;
+        let b_j = Rows {
+            ptr: b.ptr.wrapping_add(j0),
+            ..b
+        };
+        let base_j = match base {
+            Base::Row(r) => Base::Row(r.wrapping_add(j0)),
+            scale => scale,
+        };
+        for i in lo..hi {
+            let (idx, val) = csr.row(i);
+            let c_ij = c.ptr.wrapping_add(i * c.rs + j0 * c.cs);
+            // SAFETY: forwarded; columns j0..j0 + w are inside the n columns.
+            unsafe {
+                with_nv!(
+                    nv,
+                    row_block::<S>(
+                        s,
+                        idx,
+                        val,
+                        b_j,
+                        tail,
+                        alpha,
+                        base_j,
+                        Out { ptr: c_ij, ..c }
+                    )
+                )
+            };
+        }
+        j0 += w;
+    }
+}
+
+/// One row of C, columns of one block: NV vectors, the last with `tail` lanes.
+///
+/// # Safety
+/// As [`rows_times_dense`], for NV vectors of which the last is `tail` wide.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn row_block<S: Simd, const NV: usize>(
+    s: S,
+    idx: &[u32],
+    val: &[f32],
+    b: Rows,
+    tail: usize,
+    alpha: f32,
+    base: Base,
+    c: Out,
+) {
+    let zero = s.splat(0.0);
+    let mut acc = [zero; NV];
+    let last = NV - 1;
+    // SAFETY (both loops): p is a column index of S, so B's row p exists with the
+    // block's columns readable; the last vector reads only `tail` of them.
+    if tail == S::LANES {
+        for (&p, &v) in idx.iter().zip(val) {
+            let row = b.ptr.wrapping_add(p as usize * b.rs);
+            let x = s.splat(v);
+            for (q, a) in acc.iter_mut().enumerate() {
+                *a = s.fma(x, unsafe { s.load_ptr(row.add(q * S::LANES)) }, *a);
+            }
+        }
+    } else {
+        for (&p, &v) in idx.iter().zip(val) {
+            let row = b.ptr.wrapping_add(p as usize * b.rs);
+            let x = s.splat(v);
+            for (q, a) in acc.iter_mut().enumerate().take(last) {
+                *a = s.fma(x, unsafe { s.load_ptr(row.add(q * S::LANES)) }, *a);
+            }
+            let part = unsafe { core::slice::from_raw_parts(row.add(last * S::LANES), tail) };
+            acc[last] = s.fma(x, s.load_partial(part, 0.0), acc[last]);
+        }
+    }
+    // SAFETY: forwarded.
+    unsafe { store_row(s, &acc, tail, alpha, base, c) }
+}
+
+/// C row block = alpha * acc + base.
+///
+/// # Safety
+/// C's row block (NV vectors, the last `tail` wide) is owned; a row base is readable.
+#[inline(always)]
+unsafe fn store_row<S: Simd, const NV: usize>(
+    s: S,
+    acc: &[S::V; NV],
+    tail: usize,
+    alpha: f32,
+    base: Base,
+    c: Out,
+) {
+    let av = s.splat(alpha);
+    for (q, &x) in acc.iter().enumerate() {
+        let w = if q + 1 == NV { tail } else { S::LANES };
+        let y = if alpha == 1.0 { x } else { s.mul(av, x) };
+        if c.cs == 1 {
+            // SAFETY: columns q * LANES.. + w of this row are C's.
+            let out = unsafe { core::slice::from_raw_parts_mut(c.ptr.add(q * S::LANES), w) };
+            let add = match base {
+                Base::Scale(0.0) => None,
+                Base::Scale(beta) => Some(s.mul(s.splat(beta), load_any(s, out))),
+                // SAFETY: the row holds the block's columns.
+                Base::Row(r) => Some(load_any(s, unsafe {
+                    core::slice::from_raw_parts(r.add(q * S::LANES), w)
+                })),
+            };
+            let y = add.map_or(y, |b| s.add(y, b));
+            if w == S::LANES {
+                s.store(out, y)
+            } else {
+                s.store_partial(out, y)
+            }
+        } else {
+            let mut buf = [0.0f32; MAX_LANES];
+            s.store(&mut buf, y);
+            for (jj, &v) in buf.iter().enumerate().take(w) {
+                let j = q * S::LANES + jj;
+                // SAFETY: (row, j) is an element of C; a row base holds column j.
+                unsafe {
+                    let out = &mut *c.ptr.add(j * c.cs);
+                    *out = match base {
+                        Base::Scale(0.0) => v,
+                        Base::Scale(beta) => v + beta * *out,
+                        Base::Row(r) => v + *r.add(j),
+                    };
+                }
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn load_any<S: Simd>(s: S, x: &[f32]) -> S::V {
+    if x.len() == S::LANES {
+        s.load(x)
+    } else {
+        s.load_partial(x, 0.0)
+    }
+}
+
+/// C += alpha * S^T * B for rows `lo..hi` of S (C already holds beta * C): row r of
+/// B, a block at a time in registers, is added into row p of C for each (r, p, v).
+///
+/// # Safety
+/// B must hold rows `lo..hi` with `n` readable floats; C must hold a row for every
+/// column index of S, with `n` columns, contiguous (`c.cs == 1`), owned exclusively.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn scatter_rows<S: GemmKernel>(
+    s: S,
+    csr: &CsrRef<'_>,
+    lo: usize,
+    hi: usize,
+    b: Out,
+    n: usize,
+    alpha: f32,
+    c: Out,
+) {
+    let block = column_block::<S>(n);
+    let mut j0 = 0;
+    while j0 < n {
+        let w = block.min(n - j0);
+        let nv = w.div_ceil(S::LANES);
+        let tail = w - (nv - 1) * S::LANES;
+        for r in lo..hi {
+            let (idx, val) = csr.row(r);
+            if idx.is_empty() {
+                continue;
+            }
+            let b_r = Out {
+                ptr: b.ptr.wrapping_add(r * b.rs + j0 * b.cs),
+                ..b
+            };
+            let c_j = c.ptr.wrapping_add(j0);
+            // SAFETY: forwarded; columns j0..j0 + w are inside the n columns.
+            unsafe {
+                with_nv!(
+                    nv,
+                    scatter_block::<S>(s, idx, val, b_r, tail, alpha, c_j, c.rs)
+                )
+            };
+        }
+        j0 += w;
+    }
+}
+
+/// One row of B (NV vectors, the last `tail` wide) scattered into C's rows.
+///
+/// # Safety
+/// As [`scatter_rows`].
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn scatter_block<S: Simd, const NV: usize>(
+    s: S,
+    idx: &[u32],
+    val: &[f32],
+    b: Out,
+    tail: usize,
+    alpha: f32,
+    c: *mut f32,
+    crs: usize,
+) {
+    let mut row = [s.splat(0.0); NV];
+    let mut buf = [0.0f32; MAX_LANES];
+    for (q, x) in row.iter_mut().enumerate() {
+        let w = if q + 1 == NV { tail } else { S::LANES };
+        for (jj, slot) in buf.iter_mut().enumerate() {
+            // SAFETY: (r, q * LANES + jj) is an element of B for jj < w.
+            *slot = if jj < w {
+                unsafe { *b.ptr.add((q * S::LANES + jj) * b.cs) }
+            } else {
+                0.0
+            };
+        }
+        *x = s.load(&buf);
+    }
+    for (&p, &v) in idx.iter().zip(val) {
+        let x = s.splat(alpha * v);
+        let c_p = c.wrapping_add(p as usize * crs);
+        for (q, &bq) in row.iter().enumerate() {
+            let w = if q + 1 == NV { tail } else { S::LANES };
+            // SAFETY: row p of C holds these columns, and no other thread has it.
+            let out = unsafe { core::slice::from_raw_parts_mut(c_p.add(q * S::LANES), w) };
+            let y = s.fma(x, bq, load_any(s, out));
+            if w == S::LANES {
+                s.store(out, y)
+            } else {
+                s.store_partial(out, y)
+            }
+        }
+    }
+}

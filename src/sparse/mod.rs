@@ -1,0 +1,437 @@
+//! Sparse times dense: C = alpha * S * op(B) + beta * C and C = alpha * S^T * B + beta * C
+//! for a compressed-row S ([`CsrRef`]), with the BLAS rules of [`Kernels::gemm`].
+//!
+//! A product with a sparse S does 2 * nnz * n flops instead of 2 * m * k * n. Below the
+//! break-even density (measured in BENCHMARKS.md) that is faster than any dense GEMM;
+//! above it [`Kernels::sparse_gemm`] expands S and calls the dense GEMM, given the
+//! workspace for it.
+
+mod csr;
+mod kernel;
+
+pub use csr::CsrRef;
+use kernel::{Base, Out, Rows};
+
+use crate::error::check_len;
+use crate::gemm::{GemmKernel, gemm_workspace_len};
+use crate::simd::WithSimd;
+use crate::{Error, Kernels, MatMut, MatRef};
+
+/// The density (nnz / (m * k)) above which [`Kernels::sparse_gemm`] expands S and runs
+/// the dense GEMM, when the workspace allows: the sparse kernel's flops are
+/// 2 * nnz * n at a lower rate than the dense kernel's 2 * m * k * n (see the
+/// `sparse` bench in BENCHMARKS.md for where the two cross).
+pub const SPARSE_BREAK_EVEN_DENSITY: f64 = 0.35;
+
+/// The workspace, in f32, that lets [`Kernels::sparse_gemm`] take every path for an
+/// m x n x k product (S is m x k): the dense GEMM above the break-even density (S
+/// expanded, m * k, plus [`gemm_workspace_len`]) and the packing of a B whose rows are
+/// not contiguous (k * n).
+///
+/// Less is allowed: with B's rows contiguous the sparse kernel needs none, and
+/// without room for the dense path it stays sparse at any density.
+pub fn sparse_gemm_workspace_len(m: usize, n: usize, k: usize) -> usize {
+    let dense = m
+        .saturating_mul(k)
+        .saturating_add(gemm_workspace_len(m, n, k));
+    dense.max(k.saturating_mul(n))
+}
+
+fn check_sparse_shapes(
+    s: &CsrRef<'_>,
+    s_cols: usize,
+    b: &MatRef<'_>,
+    c: &MatMut<'_>,
+    s_rows: usize,
+) -> Result<(), Error> {
+    let _ = s;
+    check_len("B rows (= S cols, k)", s_cols, b.rows())?;
+    check_len("C rows (= S rows, m)", s_rows, c.rows())?;
+    check_len("C cols (= B cols, n)", b.cols(), c.cols())
+}
+
+impl Kernels {
+    /// C = alpha * S * B + beta * C for a sparse S (m x k) and a dense strided B
+    /// (k x n; pass `b.t()` for B^T).
+    ///
+    /// BLAS rules as [`Kernels::gemm`]: `beta == 0` never reads C, `alpha == 0` or
+    /// an S without entries only scales C. The sums run over each row's entries in
+    /// order, so the result does not depend on the density.
+    ///
+    /// `workspace`: none when B's rows are contiguous (`B.t()` of a row-major matrix
+    /// is not) and the sparse path is wanted; k * n floats to pack a B whose rows are
+    /// strided; [`sparse_gemm_workspace_len`] to let the call run the dense GEMM above
+    /// [`SPARSE_BREAK_EVEN_DENSITY`]. `Err`, with nothing written, when the shapes
+    /// disagree or B needs packing and the workspace is short.
+    ///
+    /// ```
+    /// use mlp_kernels::{CsrRef, Kernels, MatMut, MatRef};
+    /// // S = [[0, 2, 0], [1, 0, 3]], B = 3 x 2
+    /// let s = CsrRef::new(2, 3, &[0, 1, 3], &[1, 0, 2], &[2.0, 1.0, 3.0])?;
+    /// let b = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
+    /// let mut c = [0.0f32; 4];
+    /// Kernels::detect().sparse_gemm(
+    ///     1.0,
+    ///     s,
+    ///     MatRef::row_major(&b, 3, 2)?,
+    ///     0.0,
+    ///     MatMut::row_major(&mut c, 2, 2)?,
+    ///     &mut [],
+    /// )?;
+    /// assert_eq!(c, [6.0, 8.0, 16.0, 20.0]);
+    /// # Ok::<(), mlp_kernels::Error>(())
+    /// ```
+    pub fn sparse_gemm(
+        &self,
+        alpha: f32,
+        s: CsrRef<'_>,
+        b: MatRef<'_>,
+        beta: f32,
+        c: MatMut<'_>,
+        workspace: &mut [f32],
+    ) -> Result<(), Error> {
+        self.sparse_gemm_parts(1, alpha, s, b, Base::Scale(beta), c, workspace)
+    }
+
+    /// [`Kernels::sparse_gemm`] on `threads` threads (0: the core count), each taking
+    /// a run of S's rows with about the same number of entries. The same workspace
+    /// rules, with [`gemm_workspace_len`] per thread for the dense path.
+    #[cfg(feature = "std")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+    #[allow(clippy::too_many_arguments)]
+    pub fn sparse_gemm_threaded(
+        &self,
+        threads: usize,
+        alpha: f32,
+        s: CsrRef<'_>,
+        b: MatRef<'_>,
+        beta: f32,
+        c: MatMut<'_>,
+        workspace: &mut [f32],
+    ) -> Result<(), Error> {
+        self.sparse_gemm_parts(threads, alpha, s, b, Base::Scale(beta), c, workspace)
+    }
+
+    /// C = alpha * S * B + row (each row of C), as [`SparseLinear`](crate::nn::SparseLinear) needs.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn sparse_gemm_plus_row(
+        &self,
+        threads: usize,
+        alpha: f32,
+        s: CsrRef<'_>,
+        b: MatRef<'_>,
+        row: &[f32],
+        c: MatMut<'_>,
+        workspace: &mut [f32],
+    ) -> Result<(), Error> {
+        check_len("row (= C cols)", c.cols(), row.len())?;
+        self.sparse_gemm_parts(threads, alpha, s, b, Base::Row(row.as_ptr()), c, workspace)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn sparse_gemm_parts(
+        &self,
+        threads: usize,
+        alpha: f32,
+        s: CsrRef<'_>,
+        b: MatRef<'_>,
+        base: Base,
+        mut c: MatMut<'_>,
+        workspace: &mut [f32],
+    ) -> Result<(), Error> {
+        check_sparse_shapes(&s, s.cols(), &b, &c, s.rows())?;
+        let (m, n, k) = (s.rows(), b.cols(), s.cols());
+        let threads = threads_for(threads);
+        let dense_len = m
+            .saturating_mul(k)
+            .saturating_add(gemm_workspace_len(m, n, k).saturating_mul(threads));
+        let go_dense = s.density() > SPARSE_BREAK_EVEN_DENSITY
+            && workspace.len() >= dense_len
+            && matches!(base, Base::Scale(_));
+        if go_dense {
+            let (dense, rest) = workspace.split_at_mut(m * k);
+            dense.fill(0.0);
+            for i in 0..m {
+                let (idx, val) = s.row(i);
+                for (&p, &v) in idx.iter().zip(val) {
+                    dense[i * k + p as usize] = v;
+                }
+            }
+            let a = MatRef::row_major(dense, m, k)?;
+            let Base::Scale(beta) = base else {
+                return Ok(());
+            };
+            #[cfg(feature = "std")]
+            if threads > 1 {
+                return self.gemm_threaded(threads, alpha, a, b, beta, c, rest);
+            }
+            return self.gemm(alpha, a, b, beta, c, rest);
+        }
+        // B's rows must be contiguous for the kernel; pack B otherwise.
+        let (bptr, brs) = if b.col_stride() == 1 || n <= 1 {
+            (b.data_ptr(), b.row_stride())
+        } else {
+            let need = k.saturating_mul(n);
+            if workspace.len() < need {
+                return Err(Error::WorkspaceTooSmall {
+                    needed: need,
+                    found: workspace.len(),
+                });
+            }
+            let packed = &mut workspace[..need];
+            for (p, row) in packed.chunks_exact_mut(n.max(1)).enumerate() {
+                for (j, x) in row.iter_mut().enumerate() {
+                    *x = b.get(p, j).unwrap_or(0.0);
+                }
+            }
+            (packed.as_ptr(), n)
+        };
+        if m == 0 || n == 0 {
+            return Ok(());
+        }
+        let (ptr, rs, cs) = c.raw_parts();
+        let out = Out { ptr, rs, cs };
+        if alpha == 0.0 || k == 0 {
+            // BLAS: S and B are not read, C only gets its base.
+            match base {
+                // SAFETY: C's elements are distinct and exclusively borrowed.
+                Base::Scale(beta) => unsafe { scale_rows(out, m, n, beta) },
+                Base::Row(row) => {
+                    for i in 0..m {
+                        for j in 0..n {
+                            // SAFETY: (i, j) is C's; the row holds n floats (checked).
+                            unsafe { *ptr.add(i * rs + j * cs) = *row.add(j) };
+                        }
+                    }
+                }
+            }
+            return Ok(());
+        }
+        let job = RowsJob {
+            s,
+            b: Rows { ptr: bptr, rs: brs },
+            n,
+            alpha,
+            base,
+            c: out,
+        };
+        if s.nnz() == 0 || threads == 1 {
+            // SAFETY: the views were checked (every column index of S is a row of B),
+            // C is exclusively borrowed, and a row base holds n floats.
+            unsafe { job.run(self, 0, m) };
+            return Ok(());
+        }
+        #[cfg(feature = "std")]
+        {
+            let cuts = balanced_cuts(&s, threads);
+            let k_ = *self;
+            let job = SendJob(job);
+            let part = move |t: usize| {
+                let job = job.get();
+                // SAFETY: part t owns C's rows cuts[t]..cuts[t + 1], disjoint from
+                // every other part's, and the caller waits for every part.
+                unsafe { job.run(&k_, cuts[t], cuts[t + 1]) };
+            };
+            crate::gemm::run_parts(threads, &part);
+        }
+        Ok(())
+    }
+
+    /// C = alpha * S^T * B + beta * C for a sparse S (m x k), a dense B (m x n) and C
+    /// (k x n): the weight-gradient form, without forming S^T. Each entry (r, p, v) of
+    /// S adds alpha * v * B[r, ..] to row p of C, so the sums run in S's row order.
+    ///
+    /// BLAS rules as [`Kernels::gemm`]. No workspace. Where S is used many times,
+    /// [`CsrRef::transpose_into`] and [`Kernels::sparse_gemm`] may be faster (C is
+    /// then written once per row instead of once per entry).
+    ///
+    /// ```
+    /// use mlp_kernels::{CsrRef, Kernels, MatMut, MatRef};
+    /// // S = [[0, 2, 0], [1, 0, 3]] (2 x 3), B = 2 x 2, C = S^T B is 3 x 2
+    /// let s = CsrRef::new(2, 3, &[0, 1, 3], &[1, 0, 2], &[2.0, 1.0, 3.0])?;
+    /// let b = [1.0f32, 2.0, 3.0, 4.0];
+    /// let mut c = [0.0f32; 6];
+    /// Kernels::detect().sparse_t_gemm(
+    ///     1.0,
+    ///     s,
+    ///     MatRef::row_major(&b, 2, 2)?,
+    ///     0.0,
+    ///     MatMut::row_major(&mut c, 3, 2)?,
+    /// )?;
+    /// assert_eq!(c, [3.0, 4.0, 2.0, 4.0, 9.0, 12.0]);
+    /// # Ok::<(), mlp_kernels::Error>(())
+    /// ```
+    pub fn sparse_t_gemm(
+        &self,
+        alpha: f32,
+        s: CsrRef<'_>,
+        b: MatRef<'_>,
+        beta: f32,
+        mut c: MatMut<'_>,
+    ) -> Result<(), Error> {
+        // S^T is k x m: its columns are S's rows.
+        check_sparse_shapes(&s, s.rows(), &b, &c, s.cols())?;
+        let n = b.cols();
+        let (ptr, rs, cs) = c.raw_parts();
+        let out = Out { ptr, rs, cs };
+        // SAFETY: C's elements are distinct and exclusively borrowed.
+        unsafe { scale_rows(out, c.rows(), n, beta) };
+        if alpha == 0.0 || s.nnz() == 0 || n == 0 {
+            return Ok(());
+        }
+        if cs != 1 {
+            // A C with strided rows: one element at a time.
+            for r in 0..s.rows() {
+                let (idx, val) = s.row(r);
+                for (&p, &v) in idx.iter().zip(val) {
+                    for j in 0..n {
+                        let bj = b.get(r, j).unwrap_or(0.0);
+                        // SAFETY: (p, j) is an element of C (p < S cols = C rows).
+                        unsafe {
+                            let x = &mut *ptr.add(p as usize * rs + j * cs);
+                            *x = libm::fmaf(alpha * v, bj, *x);
+                        }
+                    }
+                }
+            }
+            return Ok(());
+        }
+        let bin = Out {
+            ptr: b.data_ptr().cast_mut(),
+            rs: b.row_stride(),
+            cs: b.col_stride(),
+        };
+        self.isa.vectorize(ScatterJob {
+            s,
+            b: bin,
+            n,
+            alpha,
+            c: out,
+        });
+        Ok(())
+    }
+}
+
+fn threads_for(threads: usize) -> usize {
+    #[cfg(feature = "std")]
+    {
+        crate::gemm::threads_to_use(threads)
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        let _ = threads;
+        1
+    }
+}
+
+/// Row boundaries that give each of `parts` runs about nnz / parts entries.
+#[cfg(feature = "std")]
+fn balanced_cuts(s: &CsrRef<'_>, parts: usize) -> [usize; crate::gemm::MAX_PARTS + 1] {
+    let mut cuts = [s.rows(); crate::gemm::MAX_PARTS + 1];
+    let (offsets, _, _) = s.parts();
+    let nnz = s.nnz();
+    cuts[0] = 0;
+    for (t, cut) in cuts.iter_mut().enumerate().take(parts).skip(1) {
+        let want = nnz / parts * t + nnz % parts * t / parts;
+        // The first row whose start is at or past the share.
+        *cut = offsets.partition_point(|&o| o < want).min(s.rows());
+    }
+    cuts
+}
+
+/// C = beta * C over `rows` x `n`; beta = 0 writes zeros without reading.
+///
+/// # Safety
+/// The elements must be C's, owned exclusively.
+unsafe fn scale_rows(c: Out, rows: usize, n: usize, beta: f32) {
+    if beta == 1.0 {
+        return;
+    }
+    for i in 0..rows {
+        for j in 0..n {
+            // SAFETY: (i, j) is an element of C.
+            let x = unsafe { &mut *c.ptr.add(i * c.rs + j * c.cs) };
+            *x = if beta == 0.0 { 0.0 } else { beta * *x };
+        }
+    }
+}
+
+/// The operands of [`Kernels::sparse_gemm`], checked; made only there.
+#[derive(Clone, Copy)]
+struct RowsJob<'a> {
+    s: CsrRef<'a>,
+    b: Rows,
+    n: usize,
+    alpha: f32,
+    base: Base,
+    c: Out,
+}
+
+impl RowsJob<'_> {
+    /// # Safety
+    /// Rows lo..hi of C are owned by the caller; the job was made from checked views.
+    unsafe fn run(&self, k: &Kernels, lo: usize, hi: usize) {
+        k.isa.vectorize(RowRange { job: self, lo, hi });
+    }
+}
+
+struct RowRange<'j, 'a> {
+    job: &'j RowsJob<'a>,
+    lo: usize,
+    hi: usize,
+}
+
+impl WithSimd for RowRange<'_, '_> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: GemmKernel>(self, s: S) {
+        let j = self.job;
+        // SAFETY: a `RowRange` is made only by `RowsJob::run`, whose caller owns the rows.
+        unsafe {
+            kernel::rows_times_dense(s, &j.s, self.lo, self.hi, j.b, j.n, j.alpha, j.base, j.c)
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+#[derive(Clone, Copy)]
+struct SendJob<'a>(RowsJob<'a>);
+// SAFETY: the raw parts in the job are C's rows (each part writes only its own) and
+// read-only B and base rows; the caller of `run_parts` waits for every part.
+#[cfg(feature = "std")]
+unsafe impl Sync for SendJob<'_> {}
+#[cfg(feature = "std")]
+impl<'a> SendJob<'a> {
+    fn get(self) -> RowsJob<'a> {
+        self.0
+    }
+}
+
+struct ScatterJob<'a> {
+    s: CsrRef<'a>,
+    b: Out,
+    n: usize,
+    alpha: f32,
+    c: Out,
+}
+
+impl WithSimd for ScatterJob<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: GemmKernel>(self, s: S) {
+        // SAFETY: made only by `sparse_t_gemm` from checked views; C's rows are
+        // contiguous and exclusively borrowed.
+        unsafe {
+            kernel::scatter_rows(
+                s,
+                &self.s,
+                0,
+                self.s.rows(),
+                self.b,
+                self.n,
+                self.alpha,
+                self.c,
+            )
+        }
+    }
+}

@@ -1,0 +1,456 @@
+//! The sparse kernels against an f64 reference written here from the definition
+//! (C = alpha * S * B + beta * C, element by element), against the dense `gemm`, and
+//! `SparseLinear` against `Linear` on the normalised dense input.
+
+mod common;
+
+use common::{SplitMix, kernels};
+use mlp_kernels::{
+    CsrRef, Error, Kernels, Linear, LinearGrads, MatMut, MatRef, SparseLinear, gemm_workspace_len,
+    sparse_gemm_workspace_len,
+};
+use proptest::prelude::*;
+
+/// A sparse matrix as owned CSR parts, and the same matrix dense (row-major).
+struct Sparse {
+    rows: usize,
+    cols: usize,
+    offsets: Vec<usize>,
+    indices: Vec<u32>,
+    values: Vec<f32>,
+    dense: Vec<f32>,
+}
+
+impl Sparse {
+    /// Each element stored with probability `density`; some rows forced empty.
+    fn random(rows: usize, cols: usize, density: f64, rng: &mut SplitMix) -> Sparse {
+        let mut s = Sparse {
+            rows,
+            cols,
+            offsets: vec![0],
+            indices: vec![],
+            values: vec![],
+            dense: vec![0.0; rows * cols],
+        };
+        for i in 0..rows {
+            let empty = rng.uniform(0.0, 1.0) < 0.1;
+            for j in 0..cols {
+                if !empty && rng.uniform(0.0, 1.0) < density {
+                    let v = rng.uniform(-2.0, 2.0) as f32;
+                    s.indices.push(j as u32);
+                    s.values.push(v);
+                    s.dense[i * cols + j] = v;
+                }
+            }
+            s.offsets.push(s.indices.len());
+        }
+        s
+    }
+    fn view(&self) -> CsrRef<'_> {
+        CsrRef::new(
+            self.rows,
+            self.cols,
+            &self.offsets,
+            &self.indices,
+            &self.values,
+        )
+        .unwrap()
+    }
+}
+
+fn random_vec(n: usize, rng: &mut SplitMix) -> Vec<f32> {
+    (0..n).map(|_| rng.uniform(-1.0, 1.0) as f32).collect()
+}
+
+/// C = alpha * A * B + beta * C in f64 from dense row-major A (m x k) and B given by
+/// element (k x n), with the bound on the f32 result's error: a few ulps of the sum
+/// of the terms' magnitudes.
+fn reference(
+    alpha: f32,
+    a: &[f32],
+    m: usize,
+    k: usize,
+    b: &dyn Fn(usize, usize) -> f32,
+    n: usize,
+    beta: f32,
+    c: &[f32],
+) -> (Vec<f64>, Vec<f64>) {
+    let mut out = vec![0.0; m * n];
+    let mut bound = vec![0.0; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let (mut sum, mut mag) = (0.0f64, 0.0f64);
+            for p in 0..k {
+                let t = f64::from(a[i * k + p]) * f64::from(b(p, j));
+                sum += t;
+                mag += t.abs();
+            }
+            let base = if beta == 0.0 {
+                0.0
+            } else {
+                f64::from(beta) * f64::from(c[i * n + j])
+            };
+            out[i * n + j] = f64::from(alpha) * sum + base;
+            let tol = (k as f64 + 4.0) * f64::from(f32::EPSILON);
+            bound[i * n + j] = tol * (f64::from(alpha).abs() * mag + base.abs()) + 1e-30;
+        }
+    }
+    (out, bound)
+}
+
+fn assert_close(what: &str, got: &[f32], want: &[f64], bound: &[f64]) {
+    for (idx, ((&g, &w), &b)) in got.iter().zip(want).zip(bound).enumerate() {
+        assert!(
+            (f64::from(g) - w).abs() <= b,
+            "{what}: element {idx}: {g} vs {w} (bound {b})"
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// C = alpha * S * op(B) + beta * C on every backend, for B as given and as a
+    /// transposed view, on one thread and on two, sparse and (with room) dense paths.
+    #[test]
+    fn sparse_gemm_matches_the_definition(
+        m in 0usize..40, k in 0usize..50, n in 0usize..300,
+        density in prop_oneof![Just(0.0), Just(1.0), 0.0f64..1.0],
+        alpha in prop_oneof![Just(1.0f32), Just(0.0), -2.0f32..2.0],
+        beta in prop_oneof![Just(0.0f32), Just(1.0), -2.0f32..2.0],
+        seed in any::<u64>(),
+    ) {
+        let mut rng = SplitMix(seed);
+        let s = Sparse::random(m, k, density, &mut rng);
+        let b = random_vec(k * n, &mut rng);
+        let c0: Vec<f32> = random_vec(m * n, &mut rng);
+        let (want, bound) = reference(alpha, &s.dense, m, k, &|p, j| b[p * n + j], n, beta, &c0);
+        let bt: Vec<f32> = (0..n * k).map(|x| b[(x % k) * n + x / k]).collect(); // B^T, n x k
+        for kern in kernels() {
+            for (transposed, room) in [(false, false), (false, true), (true, true)] {
+                let bv = if transposed {
+                    MatRef::row_major(&bt, n, k).unwrap().t()
+                } else {
+                    MatRef::row_major(&b, k, n).unwrap()
+                };
+                let mut ws = vec![0.0; if room { sparse_gemm_workspace_len(m, n, k) } else { 0 }];
+                let mut c = c0.clone();
+                kern.sparse_gemm(alpha, s.view(), bv, beta, MatMut::row_major(&mut c, m, n).unwrap(), &mut ws).unwrap();
+                assert_close(&format!("{} t={transposed} room={room}", kern.backend()), &c, &want, &bound);
+                let mut ws2 = vec![0.0; sparse_gemm_workspace_len(m, n, k) + gemm_workspace_len(m, n, k)];
+                let mut c2 = c0.clone();
+                kern.sparse_gemm_threaded(2, alpha, s.view(), bv, beta, MatMut::row_major(&mut c2, m, n).unwrap(), &mut ws2).unwrap();
+                assert_close(&format!("{} threaded", kern.backend()), &c2, &want, &bound);
+            }
+        }
+    }
+
+    /// C = alpha * S^T * B + beta * C, with C row-major and column-major.
+    #[test]
+    fn sparse_t_gemm_matches_the_definition(
+        m in 0usize..40, k in 0usize..50, n in 0usize..300,
+        density in prop_oneof![Just(0.0), Just(1.0), 0.0f64..1.0],
+        alpha in prop_oneof![Just(1.0f32), Just(0.0), -2.0f32..2.0],
+        beta in prop_oneof![Just(0.0f32), Just(1.0), -2.0f32..2.0],
+        seed in any::<u64>(),
+    ) {
+        let mut rng = SplitMix(seed);
+        let s = Sparse::random(m, k, density, &mut rng);
+        let st: Vec<f32> = (0..k * m).map(|x| s.dense[(x % m) * k + x / m]).collect(); // k x m
+        let b = random_vec(m * n, &mut rng);
+        let c0: Vec<f32> = random_vec(k * n, &mut rng);
+        let (want, bound) = reference(alpha, &st, k, m, &|p, j| b[p * n + j], n, beta, &c0);
+        for kern in kernels() {
+            let mut c = c0.clone();
+            kern.sparse_t_gemm(alpha, s.view(), MatRef::row_major(&b, m, n).unwrap(), beta, MatMut::row_major(&mut c, k, n).unwrap()).unwrap();
+            assert_close(&format!("{}", kern.backend()), &c, &want, &bound);
+            // Column-major C: the same numbers stored transposed.
+            let mut ct: Vec<f32> = (0..n * k).map(|x| c0[(x % k) * n + x / k]).collect();
+            kern.sparse_t_gemm(alpha, s.view(), MatRef::row_major(&b, m, n).unwrap(), beta, MatMut::row_major(&mut ct, n, k).unwrap().t()).unwrap();
+            let back: Vec<f32> = (0..k * n).map(|x| ct[(x % n) * k + x / n]).collect();
+            assert_close(&format!("{} column-major C", kern.backend()), &back, &want, &bound);
+        }
+    }
+}
+
+#[test]
+fn a_wide_row_crosses_column_blocks_and_a_tail() {
+    // n = 1000: several register blocks on every backend, and a tail of 8 lanes.
+    let mut rng = SplitMix(7);
+    let (m, k, n) = (5, 30, 1000);
+    let s = Sparse::random(m, k, 0.3, &mut rng);
+    let b = random_vec(k * n, &mut rng);
+    let (want, bound) = reference(1.5, &s.dense, m, k, &|p, j| b[p * n + j], n, 0.0, &[]);
+    for kern in kernels() {
+        let mut c = vec![f32::NAN; m * n];
+        kern.sparse_gemm(
+            1.5,
+            s.view(),
+            MatRef::row_major(&b, k, n).unwrap(),
+            0.0,
+            MatMut::row_major(&mut c, m, n).unwrap(),
+            &mut [],
+        )
+        .unwrap();
+        assert_close("wide", &c, &want, &bound);
+    }
+}
+
+#[test]
+fn blas_edge_rules_hold() {
+    let s_parts = ([0usize, 1, 2], [0u32, 1], [2.0f32, 3.0]);
+    let s = CsrRef::new(2, 2, &s_parts.0, &s_parts.1, &s_parts.2).unwrap();
+    let b = [f32::INFINITY, 1.0, 1.0, 1.0];
+    for kern in kernels() {
+        // beta = 0 never reads C: its NaN does not leak.
+        let mut c = [f32::NAN; 4];
+        kern.sparse_gemm(
+            1.0,
+            s,
+            MatRef::row_major(&[1.0, 2.0, 3.0, 4.0], 2, 2).unwrap(),
+            0.0,
+            MatMut::row_major(&mut c, 2, 2).unwrap(),
+            &mut [],
+        )
+        .unwrap();
+        assert_eq!(c, [2.0, 4.0, 9.0, 12.0]);
+        // alpha = 0 does not read S or B: the infinity in B gives no NaN.
+        let mut c = [1.0f32, 2.0, 3.0, 4.0];
+        kern.sparse_gemm(
+            0.0,
+            s,
+            MatRef::row_major(&b, 2, 2).unwrap(),
+            2.0,
+            MatMut::row_major(&mut c, 2, 2).unwrap(),
+            &mut [],
+        )
+        .unwrap();
+        assert_eq!(c, [2.0, 4.0, 6.0, 8.0]);
+        let mut c = [f32::NAN; 4];
+        kern.sparse_t_gemm(
+            0.0,
+            s,
+            MatRef::row_major(&b, 2, 2).unwrap(),
+            0.0,
+            MatMut::row_major(&mut c, 2, 2).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(c, [0.0; 4]);
+    }
+}
+
+#[test]
+fn bad_csr_is_refused_with_the_row() {
+    let v = [1.0f32; 3];
+    // Only whether it is accepted, and where it is not.
+    let bad = |offsets: &[usize], idx: &[u32]| {
+        CsrRef::new(2, 4, offsets, idx, &v[..idx.len()]).map(|s| s.nnz())
+    };
+    let row_of = |e: Result<usize, Error>| match e {
+        Err(Error::InvalidSparse { row, .. }) => Some(row),
+        _ => None,
+    };
+    assert_eq!(row_of(bad(&[0, 1, 3], &[0, 3, 1])), Some(1)); // unsorted
+    assert_eq!(row_of(bad(&[0, 2, 3], &[1, 1, 2])), Some(0)); // repeated
+    assert_eq!(row_of(bad(&[0, 1, 3], &[0, 1, 4])), Some(1)); // out of range
+    assert_eq!(row_of(bad(&[0, 1, 0], &[0])), Some(1)); // decreasing offsets
+    assert_eq!(row_of(bad(&[1, 1, 1], &[0])), Some(0)); // not from 0
+    assert!(matches!(
+        bad(&[0, 1], &[0]),
+        Err(Error::ShapeMismatch { .. })
+    )); // rows + 1 offsets
+    assert!(matches!(
+        bad(&[0, 1, 2], &[0, 1, 2]),
+        Err(Error::ShapeMismatch { .. })
+    )); // nnz != offsets[rows]
+    assert!(matches!(
+        CsrRef::new(1, 4, &[0, 1], &[0], &[1.0, 2.0]).map(|s| s.nnz()),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(bad(&[0, 1, 3], &[3, 0, 2]).is_ok());
+}
+
+#[test]
+fn shape_and_workspace_errors_write_nothing() {
+    let s = CsrRef::new(2, 3, &[0, 1, 2], &[0, 2], &[1.0, 1.0]).unwrap();
+    let b = [1.0f32; 6];
+    let k = Kernels::detect();
+    let mut c = [7.0f32; 4];
+    // B has 2 rows, S 3 columns.
+    let r = k.sparse_gemm(
+        1.0,
+        s,
+        MatRef::row_major(&b, 2, 3).unwrap(),
+        0.0,
+        MatMut::row_major(&mut c[..], 2, 2).unwrap(),
+        &mut [],
+    );
+    assert!(matches!(r, Err(Error::ShapeMismatch { .. })));
+    // A transposed B needs packing room.
+    let r = k.sparse_gemm(
+        1.0,
+        s,
+        MatRef::row_major(&b, 2, 3).unwrap().t(),
+        0.0,
+        MatMut::row_major(&mut c[..], 2, 2).unwrap(),
+        &mut [0.0; 5],
+    );
+    assert_eq!(
+        r,
+        Err(Error::WorkspaceTooSmall {
+            needed: 6,
+            found: 5
+        })
+    );
+    assert_eq!(c, [7.0; 4]);
+}
+
+#[test]
+fn transpose_into_is_the_transpose() {
+    let mut rng = SplitMix(3);
+    for (m, k, d) in [(0, 5, 0.5), (7, 0, 0.5), (13, 29, 0.2), (40, 17, 0.9)] {
+        let s = Sparse::random(m, k, d, &mut rng);
+        let (mut o, mut i, mut v) = (
+            vec![9; k + 1],
+            vec![0u32; s.values.len()],
+            vec![0.0; s.values.len()],
+        );
+        let t = s.view().transpose_into(&mut o, &mut i, &mut v).unwrap();
+        assert_eq!((t.rows(), t.cols(), t.nnz()), (k, m, s.values.len()));
+        for r in 0..k {
+            for c in 0..m {
+                assert_eq!(t.get(r, c), Some(s.dense[c * k + r]));
+            }
+        }
+        // The result passed CsrRef's own checks (sorted rows) by being returned.
+        assert!(CsrRef::new(k, m, &o, &i, &v).is_ok());
+    }
+}
+
+/// MNIST-like input: raw grey levels, 80% zeros, normalised as the lesson.
+#[test]
+fn sparse_linear_is_linear_on_the_normalised_input() {
+    let (batch, inp, out) = (23, 100, 37);
+    let (a, c) = (1.0 / (255.0 * 0.3081), -0.1307f32 / 0.3081);
+    let mut rng = SplitMix(11);
+    let mut s = Sparse::random(batch, inp, 0.2, &mut rng);
+    // Grey levels 1..=254 where stored.
+    for v in s.values.iter_mut() {
+        *v = (v.abs() * 127.0).round().max(1.0);
+    }
+    for r in 0..batch {
+        for p in s.offsets[r]..s.offsets[r + 1] {
+            s.dense[r * inp + s.indices[p] as usize] = s.values[p];
+        }
+    }
+    let norm: Vec<f32> = s.dense.iter().map(|&x| a * x + c).collect();
+    let w = random_vec(out * inp, &mut rng); // out x in
+    let wt: Vec<f32> = (0..inp * out)
+        .map(|x| w[(x % out) * inp + x / out])
+        .collect();
+    let bias = random_vec(out, &mut rng);
+    let dy = random_vec(batch * out, &mut rng);
+    for kern in kernels() {
+        for threads in [1, 2] {
+            let layer = SparseLinear::new(inp, out)
+                .with_normalisation(a, c)
+                .with_threads(threads);
+            let dense = Linear::new(inp, out);
+            let mut ws = vec![0.0; layer.workspace_len()];
+            let mut dws = vec![0.0; dense.workspace_len(batch)];
+            let (mut y, mut yd) = (vec![0.0; batch * out], vec![0.0; batch * out]);
+            layer
+                .forward(&kern, s.view(), &wt, Some(&bias), &mut y, &mut ws)
+                .unwrap();
+            dense
+                .forward(&kern, &norm, &w, Some(&bias), &mut yd, &mut dws)
+                .unwrap();
+            // Against f64: y = norm W^T + b.
+            for r in 0..batch {
+                for j in 0..out {
+                    let (mut sum, mut mag) = (f64::from(bias[j]), f64::from(bias[j]).abs());
+                    for p in 0..inp {
+                        let t = f64::from(norm[r * inp + p]) * f64::from(w[j * inp + p]);
+                        sum += t;
+                        mag += t.abs();
+                    }
+                    let tol = 1e-5 * mag + 1e-6;
+                    let got = f64::from(y[r * out + j]);
+                    assert!((got - sum).abs() <= tol, "y[{r},{j}] {got} vs {sum}");
+                    assert!((f64::from(yd[r * out + j]) - sum).abs() <= tol);
+                }
+            }
+            // Backward: dW^T and db against f64, accumulating onto a start value.
+            let start = random_vec(inp * out, &mut rng);
+            let mut gwt = start.clone();
+            let mut gb = vec![0.5f32; out];
+            layer
+                .backward(&kern, s.view(), &dy, &mut gwt, Some(&mut gb), true, &mut ws)
+                .unwrap();
+            let mut gw_dense = vec![0.0; out * inp];
+            let mut gb_dense = vec![0.0; out];
+            let grads = LinearGrads {
+                weight: &mut gw_dense,
+                bias: Some(&mut gb_dense),
+                input: None,
+                accumulate: false,
+            };
+            dense
+                .backward(&kern, &norm, &w, &dy, grads, &mut dws)
+                .unwrap();
+            for j in 0..out {
+                let db: f64 = (0..batch).map(|r| f64::from(dy[r * out + j])).sum();
+                assert!((f64::from(gb[j]) - (db + 0.5)).abs() < 1e-5);
+                for p in 0..inp {
+                    let (mut sum, mut mag) = (0.0f64, 0.0f64);
+                    for r in 0..batch {
+                        let t = f64::from(dy[r * out + j]) * f64::from(norm[r * inp + p]);
+                        sum += t;
+                        mag += t.abs();
+                    }
+                    let want = sum + f64::from(start[p * out + j]);
+                    let got = f64::from(gwt[p * out + j]);
+                    assert!(
+                        (got - want).abs() <= 1e-5 * (mag + 1.0),
+                        "dW^T[{p},{j}] {got} vs {want}"
+                    );
+                    assert!((f64::from(gw_dense[j * inp + p]) - sum).abs() <= 1e-5 * (mag + 1.0));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn sparse_linear_refuses_bad_lengths() {
+    let layer = SparseLinear::new(3, 2);
+    let x = CsrRef::new(1, 3, &[0, 1], &[2], &[1.0]).unwrap();
+    let k = Kernels::detect();
+    let mut y = [5.0f32; 2];
+    let w = [0.0f32; 6];
+    assert!(
+        layer
+            .forward(&k, x, &w[..5], None, &mut y, &mut [0.0; 2])
+            .is_err()
+    );
+    assert!(
+        layer
+            .forward(&k, x, &w, None, &mut y, &mut [0.0; 1])
+            .is_err()
+    );
+    assert!(
+        layer
+            .forward(&k, x, &w, Some(&[1.0]), &mut y, &mut [0.0; 2])
+            .is_err()
+    );
+    let bad = SparseLinear::new(3, 2).with_normalisation(f32::NAN, 0.0);
+    assert!(bad.forward(&k, x, &w, None, &mut y, &mut [0.0; 2]).is_err());
+    assert_eq!(y, [5.0; 2]);
+    let mut g = [3.0f32; 6];
+    assert!(
+        layer
+            .backward(&k, x, &[1.0], &mut g, None, false, &mut [0.0; 2])
+            .is_err()
+    );
+    assert_eq!(g, [3.0; 6]);
+}
