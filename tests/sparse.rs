@@ -148,7 +148,7 @@ proptest! {
     /// C = alpha * S^T * B + beta * C, with C row-major and column-major.
     #[test]
     fn sparse_t_gemm_matches_the_definition(
-        m in 0usize..40, k in 0usize..50, n in 0usize..300,
+        m in 0usize..150, k in 0usize..50, n in 0usize..300,
         density in prop_oneof![Just(0.0), Just(1.0), 0.0f64..1.0],
         alpha in prop_oneof![Just(1.0f32), Just(0.0), -2.0f32..2.0],
         beta in prop_oneof![Just(0.0f32), Just(1.0), -2.0f32..2.0],
@@ -162,11 +162,16 @@ proptest! {
         let (want, bound) = reference(alpha, &st, k, m, &|p, j| b[p * n + j], n, beta, &c0);
         for kern in kernels() {
             let mut c = c0.clone();
-            kern.sparse_t_gemm(alpha, s.view(), MatRef::row_major(&b, m, n).unwrap(), beta, MatMut::row_major(&mut c, k, n).unwrap()).unwrap();
+            kern.sparse_t_gemm(alpha, s.view(), MatRef::row_major(&b, m, n).unwrap(), beta, MatMut::row_major(&mut c, k, n).unwrap(), &mut []).unwrap();
             assert_close(&format!("{}", kern.backend()), &c, &want, &bound);
+            // With room for the dense path (taken above the break-even density).
+            let mut c = c0.clone();
+            let mut ws = vec![0.0; sparse_gemm_workspace_len(k, n, m)];
+            kern.sparse_t_gemm(alpha, s.view(), MatRef::row_major(&b, m, n).unwrap(), beta, MatMut::row_major(&mut c, k, n).unwrap(), &mut ws).unwrap();
+            assert_close(&format!("{} room", kern.backend()), &c, &want, &bound);
             // Column-major C: the same numbers stored transposed.
             let mut ct: Vec<f32> = (0..n * k).map(|x| c0[(x % k) * n + x / k]).collect();
-            kern.sparse_t_gemm(alpha, s.view(), MatRef::row_major(&b, m, n).unwrap(), beta, MatMut::row_major(&mut ct, n, k).unwrap().t()).unwrap();
+            kern.sparse_t_gemm(alpha, s.view(), MatRef::row_major(&b, m, n).unwrap(), beta, MatMut::row_major(&mut ct, n, k).unwrap().t(), &mut []).unwrap();
             let back: Vec<f32> = (0..k * n).map(|x| ct[(x % n) * k + x / n]).collect();
             assert_close(&format!("{} column-major C", kern.backend()), &back, &want, &bound);
         }
@@ -233,6 +238,7 @@ fn blas_edge_rules_hold() {
             MatRef::row_major(&b, 2, 2).unwrap(),
             0.0,
             MatMut::row_major(&mut c, 2, 2).unwrap(),
+            &mut [],
         )
         .unwrap();
         assert_eq!(c, [0.0; 4]);

@@ -263,6 +263,7 @@ impl SparseLinear {
             MatRef::row_major(dy, batch, o)?,
             1.0,
             MatMut::row_major(grad_weight_t, i, o)?,
+            &mut [],
         )
     }
 }

@@ -21,7 +21,7 @@ use crate::{Error, Kernels, MatMut, MatRef};
 /// the dense GEMM, when the workspace allows: the sparse kernel's flops are
 /// 2 * nnz * n at a lower rate than the dense kernel's 2 * m * k * n (see the
 /// `sparse` bench in BENCHMARKS.md for where the two cross).
-pub const SPARSE_BREAK_EVEN_DENSITY: f64 = 0.35;
+pub const SPARSE_BREAK_EVEN_DENSITY: f64 = 0.3;
 
 /// The workspace, in f32, that lets [`Kernels::sparse_gemm`] take every path for an
 /// m x n x k product (S is m x k): the dense GEMM above the break-even density (S
@@ -241,9 +241,9 @@ impl Kernels {
     /// (k x n): the weight-gradient form, without forming S^T. Each entry (r, p, v) of
     /// S adds alpha * v * B[r, ..] to row p of C, so the sums run in S's row order.
     ///
-    /// BLAS rules as [`Kernels::gemm`]. No workspace. Where S is used many times,
-    /// [`CsrRef::transpose_into`] and [`Kernels::sparse_gemm`] may be faster (C is
-    /// then written once per row instead of once per entry).
+    /// BLAS rules as [`Kernels::gemm`]. `workspace`: none for the sparse path;
+    /// [`sparse_gemm_workspace_len`]`(k, n, m)` to let it run the dense GEMM
+    /// (S^T expanded) above [`SPARSE_BREAK_EVEN_DENSITY`].
     ///
     /// ```
     /// use mlp_kernels::{CsrRef, Kernels, MatMut, MatRef};
@@ -257,6 +257,7 @@ impl Kernels {
     ///     MatRef::row_major(&b, 2, 2)?,
     ///     0.0,
     ///     MatMut::row_major(&mut c, 3, 2)?,
+    ///     &mut [],
     /// )?;
     /// assert_eq!(c, [3.0, 4.0, 2.0, 4.0, 9.0, 12.0]);
     /// # Ok::<(), mlp_kernels::Error>(())
@@ -268,10 +269,25 @@ impl Kernels {
         b: MatRef<'_>,
         beta: f32,
         mut c: MatMut<'_>,
+        workspace: &mut [f32],
     ) -> Result<(), Error> {
         // S^T is k x m: its columns are S's rows.
         check_sparse_shapes(&s, s.rows(), &b, &c, s.cols())?;
-        let n = b.cols();
+        let (m, k, n) = (s.rows(), s.cols(), b.cols());
+        let dense_len = k
+            .saturating_mul(m)
+            .saturating_add(gemm_workspace_len(k, n, m));
+        if s.density() > SPARSE_BREAK_EVEN_DENSITY && workspace.len() >= dense_len {
+            let (dense, rest) = workspace.split_at_mut(k * m);
+            dense.fill(0.0);
+            for r in 0..m {
+                let (idx, val) = s.row(r);
+                for (&p, &v) in idx.iter().zip(val) {
+                    dense[p as usize * m + r] = v;
+                }
+            }
+            return self.gemm(alpha, MatRef::row_major(dense, k, m)?, b, beta, c, rest);
+        }
         let (ptr, rs, cs) = c.raw_parts();
         let out = Out { ptr, rs, cs };
         // SAFETY: C's elements are distinct and exclusively borrowed.
