@@ -228,10 +228,10 @@ fn five_thousand_images_reach_85_percent() {
     };
     let order: Vec<usize> = (0..train_set.count).collect();
     for (s, rows) in order.chunks(batch).enumerate() {
-        train::gather(&mut buf, &train_set, rows, &table);
+        train::gather(&mut buf, &train_set, rows, &table, None);
         train::train_step(&k, &mut net, &mut buf, rows.len(), &step, s == 0).unwrap();
     }
-    let (loss, acc) = train::evaluate(&k, &net, &mut buf, &test, &table, false).unwrap();
+    let (loss, acc) = train::evaluate(&k, &net, &mut buf, &test, &table, false, None).unwrap();
     eprintln!(
         "5000 images, 1 epoch: test loss {loss:.4}, accuracy {:.2}%",
         acc * 100.0

@@ -20,7 +20,9 @@ use mlp_kernels::{Backend, Kernels, Sgd};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use train::{Buffers, Net, SIZES, Step, evaluate, gather, normalisation_table, train_step};
+use train::{
+    Buffers, Net, SIZES, SparseImages, Step, evaluate, gather, normalisation_table, train_step,
+};
 
 /// Counts allocations while `COUNTING` is set, to prove the training steps allocate
 /// nothing.
@@ -102,6 +104,10 @@ struct Args {
     /// Apply ReLU to the logits, as the original lesson did
     #[arg(long = "relu-logits")]
     relu_logits: bool,
+    /// First layer on the raw pixels' non-zeros (same network, same numbers up to
+    /// float rounding: the normalisation is folded into the layer)
+    #[arg(long = "sparse-input")]
+    sparse_input: bool,
     /// Start from these weights (safetensors: w1 b1 w2 b2 w3 b3, PyTorch shapes)
     #[arg(long, value_name = "FILE")]
     init: Option<PathBuf>,
@@ -194,6 +200,16 @@ fn run(a: Args) -> Result<(), String> {
     if let Some(p) = &a.init {
         net.load(p)?;
     }
+    // The raw pixels' non-zeros of both splits, once, before any step.
+    let (train_sparse, test_sparse) = if a.sparse_input {
+        net.make_sparse();
+        (
+            Some(SparseImages::new(&train)),
+            Some(SparseImages::new(&test)),
+        )
+    } else {
+        (None, None)
+    };
     let opt = Sgd::new(a.lr)
         .with_momentum(a.momentum)
         .with_weight_decay(a.weight_decay);
@@ -239,14 +255,15 @@ fn run(a: Args) -> Result<(), String> {
     // The pool's threads start now, outside the counted training steps.
     mlp_kernels::prepare_threads(threads);
     println!(
-        "mnist: {} train / {} test images, backend {}, threads {}, batch {batch}, lr {}, momentum {}, seed {}",
+        "mnist: {} train / {} test images, backend {}, threads {}, batch {batch}, lr {}, momentum {}, seed {}{}",
         train.count,
         test.count,
         k.backend(),
         threads,
         a.lr,
         a.momentum,
-        a.seed
+        a.seed,
+        if a.sparse_input { ", sparse input" } else { "" }
     );
     let progress = Progress::new(steps);
     let mut acc = 0.0;
@@ -260,7 +277,7 @@ fn run(a: Args) -> Result<(), String> {
         let mut loss_sum = 0.0f64;
         for s in 0..steps {
             let rows = &order[s * batch..((s + 1) * batch).min(train.count)];
-            gather(&mut buf, &train, rows, &table);
+            gather(&mut buf, &train, rows, &table, train_sparse.as_ref());
             let loss = train_step(&k, &mut net, &mut buf, rows.len(), &step, first)
                 .map_err(|e| e.to_string())?;
             first = false;
@@ -274,8 +291,16 @@ fn run(a: Args) -> Result<(), String> {
         let secs = t0.elapsed().as_secs_f64();
         times.push(secs);
         progress.clear();
-        let (test_loss, test_acc) = evaluate(&k, &net, &mut buf, &test, &table, a.relu_logits)
-            .map_err(|e| e.to_string())?;
+        let (test_loss, test_acc) = evaluate(
+            &k,
+            &net,
+            &mut buf,
+            &test,
+            &table,
+            a.relu_logits,
+            test_sparse.as_ref(),
+        )
+        .map_err(|e| e.to_string())?;
         acc = test_acc;
         let train_loss = loss_sum / steps as f64;
         println!(

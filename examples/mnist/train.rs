@@ -3,16 +3,26 @@
 use std::path::Path;
 
 use mlp_kernels::init::{FanMode, Nonlinearity, kaiming_normal};
-use mlp_kernels::{CrossEntropy, Kernels, Linear, LinearGrads, Reduction, Sgd, Target};
+use mlp_kernels::{
+    CrossEntropy, CsrRef, Kernels, Linear, LinearGrads, Reduction, Sgd, SparseLinear, Target,
+};
 
 use crate::idx;
 
 pub const SIZES: [usize; 4] = [784, 200, 200, 10];
 const NAMES: [(&str, &str); 3] = [("w1", "b1"), ("w2", "b2"), ("w3", "b3")];
 
+/// The lesson's normalisation (x / 255 - 0.1307) / 0.3081 as a * x + c.
+pub const NORM_SCALE: f32 = 1.0 / (255.0 * 0.3081);
+pub const NORM_SHIFT: f32 = -0.1307 / 0.3081;
+
 /// Parameters, gradients and momentum buffers of the three layers.
+///
+/// With `sparse` set, the first layer is a [`SparseLinear`] on the raw pixels, and
+/// `w[0]`, `gw[0]` and `mw[0]` hold W1^T (784 x 200) instead of W1.
 pub struct Net {
     pub layers: [Linear; 3],
+    pub sparse: Option<SparseLinear>,
     pub w: [Vec<f32>; 3],
     pub b: [Vec<f32>; 3],
     pub gw: [Vec<f32>; 3],
@@ -39,6 +49,7 @@ impl Net {
             mw: zeros(&|l| l.in_features * l.out_features),
             mb: zeros(&|l| l.out_features),
             layers,
+            sparse: None,
         };
         for (w, l) in net.w.iter_mut().zip(&net.layers) {
             kaiming_normal(
@@ -50,6 +61,30 @@ impl Net {
             )?;
         }
         Ok(net)
+    }
+
+    /// Switches the first layer to the sparse-input form: the same weights, W1 stored
+    /// transposed.
+    pub fn make_sparse(&mut self) {
+        if self.sparse.is_some() {
+            return;
+        }
+        let l = self.layers[0];
+        self.w[0] = transpose(&self.w[0], l.out_features, l.in_features);
+        self.sparse = Some(
+            SparseLinear::new(l.in_features, l.out_features)
+                .with_normalisation(NORM_SCALE, NORM_SHIFT)
+                .with_threads(l.threads),
+        );
+    }
+
+    /// W1 in PyTorch's layout (out x in), whichever form the layer has.
+    pub fn w1(&self) -> Vec<f32> {
+        let l = self.layers[0];
+        match self.sparse {
+            Some(_) => transpose(&self.w[0], l.in_features, l.out_features),
+            None => self.w[0].clone(),
+        }
     }
 
     /// Reads the six tensors of a safetensors file, refusing anything but finite f32
@@ -103,11 +138,12 @@ impl Net {
             .flat_map(|(l, (wn, bn))| {
                 let ly = self.layers[l];
                 let le = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+                let w = if l == 0 { self.w1() } else { self.w[l].clone() };
                 [
                     (
                         wn.to_string(),
                         vec![ly.out_features, ly.in_features],
-                        le(&self.w[l]),
+                        le(&w),
                     ),
                     (bn.to_string(), vec![ly.out_features], le(&self.b[l])),
                 ]
@@ -125,9 +161,54 @@ impl Net {
     }
 }
 
+/// `rows x cols` row-major `a`, transposed.
+fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0.0; a.len()];
+    for (i, row) in a.chunks_exact(cols).enumerate() {
+        for (j, &v) in row.iter().enumerate() {
+            t[j * rows + i] = v;
+        }
+    }
+    t
+}
+
+/// Every image of a split as CSR rows of its non-zero raw pixels (1..=255), made once
+/// before training so that a batch is gathered by copying.
+pub struct SparseImages {
+    pub offsets: Vec<usize>,
+    pub indices: Vec<u32>,
+    pub values: Vec<f32>,
+}
+
+impl SparseImages {
+    pub fn new(split: &idx::Split) -> SparseImages {
+        let d = split.pixels_per_image;
+        let mut s = SparseImages {
+            offsets: Vec::with_capacity(split.count + 1),
+            indices: Vec::new(),
+            values: Vec::new(),
+        };
+        s.offsets.push(0);
+        for img in split.images.chunks_exact(d).take(split.count) {
+            for (p, &v) in img.iter().enumerate() {
+                if v != 0 {
+                    s.indices.push(p as u32);
+                    s.values.push(f32::from(v));
+                }
+            }
+            s.offsets.push(s.indices.len());
+        }
+        s
+    }
+}
+
 /// Activations and their gradients for one batch of at most `cap` rows.
 pub struct Buffers {
     pub x: Vec<f32>,
+    /// The batch as CSR rows of raw pixels, for the sparse first layer.
+    pub csr_offsets: Vec<usize>,
+    pub csr_indices: Vec<u32>,
+    pub csr_values: Vec<f32>,
     pub y: Vec<i64>,
     pub h: [Vec<f32>; 3],
     pub dh: [Vec<f32>; 3],
@@ -140,10 +221,19 @@ impl Buffers {
             .layers
             .iter()
             .map(|l| l.workspace_len(cap))
+            .chain(net.sparse.map(|l| l.workspace_len()))
             .max()
             .unwrap_or(0);
+        let sparse_cap = if net.sparse.is_some() {
+            cap * SIZES[0]
+        } else {
+            0
+        };
         Buffers {
             x: vec![0.0; cap * SIZES[0]],
+            csr_offsets: vec![0; cap + 1],
+            csr_indices: vec![0; sparse_cap],
+            csr_values: vec![0.0; sparse_cap],
             y: vec![0; cap],
             h: std::array::from_fn(|l| vec![0.0; cap * SIZES[l + 1]]),
             dh: std::array::from_fn(|l| vec![0.0; cap * SIZES[l + 1]]),
@@ -168,12 +258,29 @@ pub fn forward(
             &prev[l - 1][..n * SIZES[l]]
         };
         let out = &mut rest[0][..n * SIZES[l + 1]];
-        net.layers[l].forward(k, input, &net.w[l], Some(&net.b[l]), out, &mut buf.ws)?;
+        match net.sparse {
+            Some(sl) if l == 0 => {
+                let x = batch_csr(&buf.csr_offsets, &buf.csr_indices, &buf.csr_values, n)?;
+                sl.forward(k, x, &net.w[0], Some(&net.b[0]), out, &mut buf.ws)?
+            }
+            _ => net.layers[l].forward(k, input, &net.w[l], Some(&net.b[l]), out, &mut buf.ws)?,
+        }
         if l < 2 || relu_logits {
             k.relu_in_place(out);
         }
     }
     Ok(())
+}
+
+/// The first `n` rows of the batch's CSR buffers as a checked view.
+fn batch_csr<'a>(
+    offsets: &'a [usize],
+    indices: &'a [u32],
+    values: &'a [f32],
+    n: usize,
+) -> Result<CsrRef<'a>, mlp_kernels::Error> {
+    let nnz = offsets[n];
+    CsrRef::new(n, SIZES[0], &offsets[..=n], &indices[..nnz], &values[..nnz])
 }
 
 /// The optimiser and whether ReLU follows the logits (the original lesson's slip).
@@ -221,6 +328,19 @@ pub fn train_step(
         } else {
             Some(&mut lower[l - 1][..n * SIZES[l]])
         };
+        if let (Some(sl), 0) = (net.sparse, l) {
+            let x = batch_csr(&buf.csr_offsets, &buf.csr_indices, &buf.csr_values, n)?;
+            sl.backward(
+                k,
+                x,
+                &upper[0][..n * SIZES[1]],
+                &mut net.gw[0],
+                Some(&mut net.gb[0]),
+                false,
+                &mut buf.ws,
+            )?;
+            continue;
+        }
         let grads = LinearGrads {
             weight: &mut net.gw[l],
             bias: Some(&mut net.gb[l]),
@@ -250,8 +370,29 @@ pub fn train_step(
 }
 
 /// Copies rows `order[..]` of the dataset into the batch, normalised as the lesson:
-/// (x / 255 - 0.1307) / 0.3081, through a table of the 256 possible values.
-pub fn gather(buf: &mut Buffers, split: &idx::Split, order: &[usize], table: &[f32; 256]) {
+/// (x / 255 - 0.1307) / 0.3081, through a table of the 256 possible values; or, with
+/// `sparse`, their non-zero raw pixels into the batch's CSR buffers.
+pub fn gather(
+    buf: &mut Buffers,
+    split: &idx::Split,
+    order: &[usize],
+    table: &[f32; 256],
+    sparse: Option<&SparseImages>,
+) {
+    if let Some(images) = sparse {
+        let mut at = 0;
+        buf.csr_offsets[0] = 0;
+        for (r, &i) in order.iter().enumerate() {
+            let (lo, hi) = (images.offsets[i], images.offsets[i + 1]);
+            let len = hi - lo;
+            buf.csr_indices[at..at + len].copy_from_slice(&images.indices[lo..hi]);
+            buf.csr_values[at..at + len].copy_from_slice(&images.values[lo..hi]);
+            at += len;
+            buf.csr_offsets[r + 1] = at;
+            buf.y[r] = i64::from(split.labels[i]);
+        }
+        return;
+    }
     let d = split.pixels_per_image;
     for (r, &i) in order.iter().enumerate() {
         // The images sit at random places in a 47 MB array: ask for the next ones
@@ -316,13 +457,14 @@ pub fn evaluate(
     test: &idx::Split,
     table: &[f32; 256],
     relu_logits: bool,
+    sparse: Option<&SparseImages>,
 ) -> Result<(f64, f64), mlp_kernels::Error> {
     let cap = buf.y.len();
     let (mut loss, mut correct) = (0.0f64, 0usize);
     let order: Vec<usize> = (0..test.count).collect();
     for chunk in order.chunks(cap) {
         let n = chunk.len();
-        gather(buf, test, chunk, table);
+        gather(buf, test, chunk, table, sparse);
         forward(k, net, buf, n, relu_logits)?;
         let logits = &buf.h[2][..n * 10];
         let opts = CrossEntropy::new().with_reduction(Reduction::Sum);

@@ -731,8 +731,9 @@ pub(crate) fn run_parts(parts: usize, f: &(dyn Fn(usize) + Sync)) {
 }
 
 /// Starts the worker threads that [`Kernels::gemm_threaded`] uses for `threads`
-/// threads (the caller's own thread counts as one), so that no later call spawns or
-/// allocates. Idempotent.
+/// threads (the caller's own thread counts as one; 0: one per core), so that no later
+/// call spawns or allocates. Never more than the machine's cores: asking for more
+/// threads than that only adds waiting. Idempotent.
 ///
 /// ```
 /// // Before a training loop that counts its allocations, or has a deadline.
@@ -742,5 +743,6 @@ pub(crate) fn run_parts(parts: usize, f: &(dyn Fn(usize) + Sync)) {
 #[cfg(feature = "std")]
 #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub fn prepare_threads(threads: usize) {
-    pool::ensure_workers(threads.saturating_sub(1));
+    // No more workers than a call can use: cores less the caller's own thread.
+    pool::ensure_workers(threads_to_use(threads) - 1);
 }

@@ -1,7 +1,8 @@
 //! A small pool of worker threads for [`Kernels::gemm_threaded`](crate::Kernels),
 //! started once and kept, so that a product split over threads neither spawns nor
 //! allocates. Workers spin briefly between jobs (a training step calls the GEMM
-//! several times in a row) and then sleep on a condition variable.
+//! several times in a row) and then sleep on a condition variable until the next job;
+//! the caller likewise spins briefly, then sleeps until the last part is done.
 //!
 //! A job is a `&dyn Fn(usize) + Sync` run for parts 0..n: the caller runs parts too
 //! and returns only when every part is finished, so the borrow the job carries
@@ -9,7 +10,6 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
-use std::time::Duration;
 
 type Job = *const (dyn Fn(usize) + Sync);
 
@@ -31,7 +31,11 @@ struct Pool {
     /// The generation, readable without the lock, for spinning workers.
     published: AtomicU64,
     remaining: AtomicUsize,
+    /// Signalled (under `state`'s lock) when the last part of a job finishes.
+    done: Condvar,
     workers: AtomicUsize,
+    /// Workers that have entered their loop: past the thread start-up, which allocates.
+    started: AtomicUsize,
     spawn_lock: Mutex<()>,
     /// The payload of a part that panicked, re-raised by the caller once every part
     /// has finished (so that no part outlives the borrows its job holds).
@@ -50,7 +54,9 @@ fn pool() -> &'static Pool {
         wake: Condvar::new(),
         published: AtomicU64::new(0),
         remaining: AtomicUsize::new(0),
+        done: Condvar::new(),
         workers: AtomicUsize::new(0),
+        started: AtomicUsize::new(0),
         spawn_lock: Mutex::new(()),
         panic: Mutex::new(None),
     })
@@ -81,6 +87,11 @@ pub(crate) fn ensure_workers(n: usize) {
         }
         p.workers.fetch_add(1, Ordering::AcqRel);
     }
+    // A new thread allocates while it starts (its stack-overflow handler): wait for
+    // that to be over, so that it is charged to this call and not to a later step.
+    while p.started.load(Ordering::Acquire) < p.workers.load(Ordering::Acquire) {
+        std::thread::yield_now();
+    }
 }
 
 /// Claims the next part of job `generation`, or None when it has none left.
@@ -102,11 +113,17 @@ fn run_parts(p: &Pool, generation: u64) {
         if let Err(payload) = std::panic::catch_unwind(part) {
             *p.panic.lock().unwrap_or_else(|e| e.into_inner()) = Some(payload);
         }
-        p.remaining.fetch_sub(1, Ordering::AcqRel);
+        if p.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // The last part: wake the caller if it sleeps. Taking the lock orders this
+            // after the caller's check of `remaining`, so the wake cannot be lost.
+            drop(p.state.lock().unwrap_or_else(|e| e.into_inner()));
+            p.done.notify_all();
+        }
     }
 }
 
 fn worker(p: &'static Pool) {
+    p.started.fetch_add(1, Ordering::AcqRel);
     let mut seen = 0u64;
     loop {
         // Spin a little: the next product of a training step usually comes at once.
@@ -117,12 +134,10 @@ fn worker(p: &'static Pool) {
         }
         let generation = {
             let mut s = p.state.lock().unwrap_or_else(|e| e.into_inner());
+            // `run` publishes a job under this lock and then notifies, so a worker
+            // that finds no new job here is waiting before the notification comes.
             while s.generation == seen {
-                s = p
-                    .wake
-                    .wait_timeout(s, Duration::from_millis(100))
-                    .map(|r| r.0)
-                    .unwrap_or_else(|e| e.into_inner().0);
+                s = p.wake.wait(s).unwrap_or_else(|e| e.into_inner());
             }
             s.generation
         };
@@ -162,8 +177,18 @@ pub(crate) fn run(parts: usize, f: &(dyn Fn(usize) + Sync)) {
     };
     p.wake.notify_all();
     run_parts(p, generation);
-    while p.remaining.load(Ordering::Acquire) != 0 {
+    // The other parts usually end within microseconds of this one: spin a little,
+    // then sleep until the last of them signals.
+    let mut spins = 0u32;
+    while p.remaining.load(Ordering::Acquire) != 0 && spins < 20_000 {
         std::hint::spin_loop();
+        spins += 1;
+    }
+    if p.remaining.load(Ordering::Acquire) != 0 {
+        let mut s = p.state.lock().unwrap_or_else(|e| e.into_inner());
+        while p.remaining.load(Ordering::Acquire) != 0 {
+            s = p.done.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
     }
     p.state.lock().unwrap_or_else(|e| e.into_inner()).job = None;
     if let Some(payload) = p.panic.lock().unwrap_or_else(|e| e.into_inner()).take() {
