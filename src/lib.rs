@@ -14,6 +14,7 @@
 //! | C = alpha op(A) op(B) + beta C, strided views, caller workspace | [`Kernels::gemm`], [`MatRef`], [`gemm_workspace_len`] |
 //! | the same on threads (`std`) | [`Kernels::gemm_threaded`], [`prepare_threads`] |
 //! | a linear layer in PyTorch's layout, forward and backward | [`Linear`] |
+//! | sparse (CSR) times dense, and a layer on sparse raw inputs under an affine normalisation | [`CsrRef`], [`Kernels::sparse_gemm`], [`Kernels::sparse_t_gemm`], [`SparseLinear`] |
 //! | log-sum-exp, softmax, log-softmax per row | [`logsumexp`], [`softmax`], [`log_softmax`] |
 //! | cross-entropy with its gradient in one pass, nll, BCE, entropy, KL | [`Kernels::cross_entropy_with_grad`], [`nll_loss`], [`binary_cross_entropy_with_logits`], [`entropy`], [`kl_div`] |
 //! | ReLU and its gradient | [`relu`], [`relu_backward`] |

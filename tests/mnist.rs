@@ -456,3 +456,66 @@ fn the_example_refuses_bad_input_before_it_trains() {
     assert_eq!(code, 0);
     assert!(stdout.contains("[default: 0.01]") && stdout.contains("[default: 200]"));
 }
+
+/// `--sparse-input`'s network is the dense one: from the same weights, 100 steps on
+/// the same batches give per-step losses within float rounding of the dense path's
+/// and the same test accuracy within 0.3 points.
+#[test]
+fn the_sparse_first_layer_trains_as_the_dense_one() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
+    let mut train_set = idx::load_split(&data, "train").unwrap();
+    let test = idx::load_split(&data, "t10k").unwrap();
+    train_set.count = 5000;
+    let k = Kernels::detect();
+    let table = train::normalisation_table();
+    let step = Step {
+        opt: Sgd::new(0.01).with_momentum(0.9),
+        relu_logits: false,
+    };
+    let order: Vec<usize> = (0..train_set.count).collect();
+    let mut results = Vec::new();
+    for sparse in [false, true] {
+        let mut net = Net::new(1, &mut common::SplitMix(0)).unwrap();
+        let (tr, te) = if sparse {
+            net.make_sparse();
+            (
+                Some(train::SparseImages::new(&train_set)),
+                Some(train::SparseImages::new(&test)),
+            )
+        } else {
+            (None, None)
+        };
+        let mut buf = Buffers::new(1000, &net);
+        let mut losses = Vec::new();
+        for (s, rows) in order.chunks(50).enumerate() {
+            train::gather(&mut buf, &train_set, rows, &table, tr.as_ref());
+            losses.push(
+                train::train_step(&k, &mut net, &mut buf, rows.len(), &step, s == 0).unwrap(),
+            );
+        }
+        let (_, acc) =
+            train::evaluate(&k, &net, &mut buf, &test, &table, false, te.as_ref()).unwrap();
+        results.push((losses, acc, net.w1()));
+    }
+    let (dense, sparse) = (&results[0], &results[1]);
+    for (s, (a, b)) in dense.0.iter().zip(&sparse.0).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-3 * a.abs(),
+            "step {s}: dense loss {a}, sparse {b}"
+        );
+    }
+    assert!(
+        (dense.1 - sparse.1).abs() <= 0.003,
+        "accuracy {} vs {}",
+        dense.1,
+        sparse.1
+    );
+    // The weights are the same tensor in PyTorch's layout, up to rounding.
+    let worst = dense
+        .2
+        .iter()
+        .zip(&sparse.2)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst < 1e-3, "largest weight difference {worst}");
+}

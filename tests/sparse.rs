@@ -65,6 +65,7 @@ fn random_vec(n: usize, rng: &mut SplitMix) -> Vec<f32> {
 /// C = alpha * A * B + beta * C in f64 from dense row-major A (m x k) and B given by
 /// element (k x n), with the bound on the f32 result's error: a few ulps of the sum
 /// of the terms' magnitudes.
+#[allow(clippy::too_many_arguments)]
 fn reference(
     alpha: f32,
     a: &[f32],

@@ -1,0 +1,120 @@
+//! Fuzzes `CsrRef::new` on raw, possibly broken CSR parts, and the sparse products on
+//! what it accepts, against a naive f64 product.
+//!
+//! Input: a byte each for the backend, m, k, n (1..=24), the form (S B, S B^T view,
+//! S^T B, workspace for the dense path or none) and beta; then m + 1 offsets, then
+//! column indices, then small-integer values (so that the f64 reference is exact and
+//! f32 is within the rounding of the sums). Asserts: no panic; `CsrRef::new` accepts
+//! only sorted, in-range, duplicate-free rows; the products agree with the reference;
+//! beta = 0 ignores the NaN planted in C.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use mlp_kernels::{CsrRef, MatMut, MatRef, sparse_gemm_workspace_len};
+use mlp_kernels_fuzz::kernels;
+
+fuzz_target!(|data: &[u8]| {
+    if data.len() < 6 {
+        return;
+    }
+    let k = kernels(data[0]);
+    let (m, kk, n) = (
+        1 + data[1] as usize % 24,
+        1 + data[2] as usize % 24,
+        1 + data[3] as usize % 24,
+    );
+    let form = data[4];
+    let beta = [0.0f32, 1.0, -2.0][data[5] as usize % 3];
+    let mut bytes = data[6..].iter().copied();
+    // Offsets grow by 0..=7 per row unless the byte says otherwise: mostly valid,
+    // sometimes not.
+    let mut offsets = vec![0usize];
+    for _ in 0..m {
+        let b = bytes.next().unwrap_or(0);
+        let last = *offsets.last().unwrap_or(&0);
+        offsets.push(if b == 255 {
+            last.saturating_sub(1)
+        } else {
+            last + (b as usize % 8)
+        });
+    }
+    let nnz = *offsets.last().unwrap_or(&0);
+    let indices: Vec<u32> = (0..nnz)
+        .map(|_| u32::from(bytes.next().unwrap_or(0)) % (kk as u32 + 1))
+        .collect();
+    let values: Vec<f32> = (0..nnz)
+        .map(|_| f32::from(bytes.next().unwrap_or(1) as i8 % 8))
+        .collect();
+    let Ok(s) = CsrRef::new(m, kk, &offsets, &indices, &values) else {
+        return;
+    };
+    // What was accepted is a valid CSR matrix.
+    let mut dense = vec![0.0f64; m * kk];
+    for i in 0..m {
+        let (idx, val) = s.row(i);
+        assert!(idx.windows(2).all(|w| w[0] < w[1]) && idx.iter().all(|&j| (j as usize) < kk));
+        for (&j, &v) in idx.iter().zip(val) {
+            dense[i * kk + j as usize] = f64::from(v);
+        }
+    }
+    let transposed_s = form & 1 == 1;
+    let (rows, inner) = if transposed_s { (kk, m) } else { (m, kk) };
+    let b: Vec<f32> = (0..inner * n)
+        .map(|_| f32::from(bytes.next().unwrap_or(3) as i8 % 8))
+        .collect();
+    let mut c: Vec<f32> = (0..rows * n)
+        .map(|i| {
+            if beta == 0.0 {
+                f32::NAN
+            } else {
+                (i % 5) as f32
+            }
+        })
+        .collect();
+    let c0 = c.clone();
+    let mut ws = vec![
+        0.0;
+        if form & 4 == 4 {
+            sparse_gemm_workspace_len(rows, n, inner)
+        } else {
+            0
+        }
+    ];
+    let bt: Vec<f32> = (0..n * inner)
+        .map(|x| b[(x % inner) * n + x / inner])
+        .collect();
+    let bv = if form & 2 == 2 && !transposed_s {
+        MatRef::row_major(&bt, n, inner).unwrap().t()
+    } else {
+        MatRef::row_major(&b, inner, n).unwrap()
+    };
+    if form & 2 == 2 && !transposed_s && ws.len() < inner * n {
+        ws.resize(inner * n, 0.0);
+    }
+    let cv = MatMut::row_major(&mut c, rows, n).unwrap();
+    let r = if transposed_s {
+        k.sparse_t_gemm(1.0, s, bv, beta, cv, &mut ws)
+    } else {
+        k.sparse_gemm(1.0, s, bv, beta, cv, &mut ws)
+    };
+    r.unwrap();
+    for i in 0..rows {
+        for j in 0..n {
+            let mut want = if beta == 0.0 {
+                0.0
+            } else {
+                f64::from(beta) * f64::from(c0[i * n + j])
+            };
+            for p in 0..inner {
+                let sv = if transposed_s {
+                    dense[p * kk + i]
+                } else {
+                    dense[i * kk + p]
+                };
+                want += sv * f64::from(b[p * n + j]);
+            }
+            // Small integers: every partial sum is exact in f32.
+            assert_eq!(f64::from(c[i * n + j]), want, "({i}, {j})");
+        }
+    }
+});
