@@ -7,7 +7,11 @@ lr 0.01: PyTorch with `nn.CrossEntropyLoss` and `optim.SGD`, the example with
 `--init FILE --no-shuffle --epochs 1 --step-losses FILE`. The losses of all steps are
 compared; rounding differs between the two, the trajectory must not.
 
-    python scripts/parity_torch.py [--data data/mnist] [--seed 0] [--momentum 0]
+    python scripts/parity_torch.py [--data data/mnist] [--seed 0] [--momentum 0] [--sparse-input]
+
+With --sparse-input the example runs its sparse first layer (raw pixels' non-zeros,
+the normalisation folded into the layer) against the same dense PyTorch run, under
+the same tolerance: the sparse path changes the order of float operations only.
 
 Needs torch and numpy; builds the example with cargo. Exit status 1 if any step's
 loss differs from PyTorch's float32 run by more than --tol (relative, default 1e-3).
@@ -52,6 +56,7 @@ def main():
     ap.add_argument("--momentum", type=float, default=0.0)
     ap.add_argument("--tol", type=float, default=1e-3)
     ap.add_argument("--backend", default=None)
+    ap.add_argument("--sparse-input", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
@@ -96,6 +101,8 @@ def main():
            "--step-losses", ours_path]
     if args.backend:
         cmd += ["--backend", args.backend]
+    if args.sparse_input:
+        cmd += ["--sparse-input"]
     subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     ours = [float(v) for v in open(ours_path).read().split()]
     if len(ours) != len(torch_losses):
@@ -106,7 +113,8 @@ def main():
         return r, worst, f"max {r[worst]:.2e} at step {worst + 1}, median {sorted(r)[len(r) // 2]:.2e}"
 
     rel, worst, text = compare(ours, torch_losses)
-    print(f"steps {len(rel)}  torch {torch.__version__}  momentum {args.momentum}")
+    mode = "sparse input" if args.sparse_input else "dense input"
+    print(f"steps {len(rel)}  torch {torch.__version__}  momentum {args.momentum}  ours: {mode}")
     for s in [0, 1, 9, 99, 199, len(rel) - 1]:
         print(f"step {s + 1:3d}: torch {torch_losses[s]:.6f}  ours {ours[s]:.6f}  rel diff {rel[s]:.2e}")
     print(f"ours vs torch float32:           {text}")

@@ -128,6 +128,8 @@ pub mod gemm;
 pub mod init;
 pub mod nn;
 mod optim;
+#[cfg(feature = "std")]
+mod parallel;
 mod simd;
 pub mod sparse;
 
@@ -137,9 +139,9 @@ pub use rand_core;
 pub use activation::{relu, relu_backward, relu_backward_in_place, relu_in_place};
 pub use error::Error;
 pub use exp::{exp, exp_in_place};
+pub use gemm::{Caches, MatMut, MatRef, gemm, gemm_workspace_len};
 #[cfg(feature = "std")]
-pub use gemm::prepare_threads;
-pub use gemm::{MatMut, MatRef, gemm, gemm_workspace_len};
+pub use gemm::{gemm_threaded_workspace_len, prepare_threads};
 pub use nn::{Linear, LinearGrads, SparseLinear};
 pub use optim::{Sgd, sgd_step};
 pub use simd::Backend;

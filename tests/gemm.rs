@@ -316,6 +316,28 @@ fn errors_before_any_write() {
 }
 
 #[test]
+fn threaded_workspace_counts_the_parts_that_run() {
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let per = gemm_workspace_len(200, 200, 784);
+    // 200 columns are 13 vectors of 16: at most 13 parts, and never more than cores.
+    for threads in [1, 2, 3, 64, 0] {
+        let want = if threads == 0 {
+            cores
+        } else {
+            threads.min(cores)
+        }
+        .min(13);
+        assert_eq!(
+            mlp_kernels::gemm_threaded_workspace_len(threads, 200, 200, 784),
+            per * want,
+            "threads {threads}"
+        );
+    }
+    // Nothing to multiply: one part's worth (none).
+    assert_eq!(mlp_kernels::gemm_threaded_workspace_len(8, 0, 200, 784), 0);
+}
+
+#[test]
 fn threaded_matches_single_thread() {
     if !common::threads_available("threaded_matches_single_thread") {
         return;
@@ -351,6 +373,8 @@ fn threaded_matches_single_thread() {
                 .unwrap();
                 assert_eq!(c1, c2, "{} {m}x{n}x{kk} threads {threads}", k.backend());
             }
+            // One float short of what the parts that run need is refused.
+            let need = mlp_kernels::gemm_threaded_workspace_len(2, m, n, kk);
             let r = k.gemm_threaded(
                 2,
                 1.0,
@@ -358,9 +382,15 @@ fn threaded_matches_single_thread() {
                 b.view(),
                 0.0,
                 MatMut::row_major(&mut c2, m, n).unwrap(),
-                &mut ws[..per],
+                &mut ws[..need - 1],
             );
-            assert!(matches!(r, Err(Error::WorkspaceTooSmall { .. })));
+            assert_eq!(
+                r,
+                Err(Error::WorkspaceTooSmall {
+                    needed: need,
+                    found: need - 1
+                })
+            );
         }
     }
 }
@@ -445,7 +475,13 @@ fn extreme_shapes_and_strides_do_not_panic() {
     )
     .unwrap();
     assert!(c.iter().all(|&x| x == 1.0));
-    // A huge thread count with work to do asks for more workspace than exists.
+    // A huge thread count with work to do pays only for the parts that run: a 2 x 2
+    // product is one part, whose workspace is still more than 64 floats.
+    assert_eq!(
+        mlp_kernels::gemm_threaded_workspace_len(usize::MAX, 2, 2, 2),
+        gemm_workspace_len(2, 2, 2)
+    );
+    assert!(gemm_workspace_len(2, 2, 2) > 64);
     let x = [1.0f32; 4];
     let r = k.gemm_threaded(
         usize::MAX,

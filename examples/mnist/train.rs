@@ -266,7 +266,7 @@ pub fn forward(
             _ => net.layers[l].forward(k, input, &net.w[l], Some(&net.b[l]), out, &mut buf.ws)?,
         }
         if l < 2 || relu_logits {
-            k.relu_in_place(out);
+            k.relu_in_place_threaded(net.layers[l].threads, out);
         }
     }
     Ok(())
@@ -356,14 +356,24 @@ pub fn train_step(
             &mut buf.ws,
         )?;
         if l > 0 {
-            k.relu_backward_in_place(
+            k.relu_backward_in_place_threaded(
+                net.layers[l].threads,
                 &buf.h[l - 1][..n * SIZES[l]],
                 &mut lower[l - 1][..n * SIZES[l]],
             )?;
         }
     }
+    // The step's element-wise work on the same threads as its products.
+    let threads = net.layers[0].threads;
     for l in 0..3 {
-        k.sgd_step(opt, &mut net.w[l], &net.gw[l], &mut net.mw[l], first)?;
+        k.sgd_step_threaded(
+            threads,
+            opt,
+            &mut net.w[l],
+            &net.gw[l],
+            &mut net.mw[l],
+            first,
+        )?;
         k.sgd_step(opt, &mut net.b[l], &net.gb[l], &mut net.mb[l], first)?;
     }
     Ok(loss)

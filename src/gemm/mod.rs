@@ -20,6 +20,7 @@
 //! take a separate path without packing.
 
 mod blocking;
+mod caches;
 mod gemv;
 mod kernel;
 mod pack;
@@ -29,6 +30,7 @@ mod pool;
 #[cfg(feature = "std")]
 use crate::simd::MAX_LANES as LANES_MAX;
 use blocking::{ALIGN_SLACK, KC, MC, MR_MAX, NC, NR_MAX};
+pub use caches::Caches;
 pub(crate) use kernel::GemmKernel;
 use kernel::Tile;
 
@@ -404,8 +406,8 @@ impl Kernels {
 
     /// [`Kernels::gemm`] on `threads` threads (0: as many as the machine has), each
     /// computing a block of columns (or of rows, when C is narrow). The workspace
-    /// must be [`gemm_workspace_len`] times `threads` as asked (0: the core count),
-    /// even where fewer threads run.
+    /// must be [`gemm_threaded_workspace_len`]: [`gemm_workspace_len`] for each part
+    /// that runs (never more parts than cores, nor than the product has vectors).
     ///
     /// The threads come from a pool started on first use and kept; after that a call
     /// allocates nothing. [`prepare_threads`] starts them ahead of time. At most as
@@ -440,10 +442,17 @@ impl Kernels {
         workspace: &mut [f32],
     ) -> Result<(), Error> {
         check_shapes(&a, &b, &c)?;
-        let threads = if threads == 0 { pool::cores() } else { threads };
         let (m, n, k) = (a.rows, b.cols, a.cols);
+        // Products with nothing to multiply (an empty C, k = 0, alpha = 0) are not
+        // split at all.
+        let plan = if m == 0 || n == 0 || k == 0 || alpha == 0.0 {
+            Split::one(m, n)
+        } else {
+            Split::new(threads, m, n)
+        };
+        let (split_n, len, step, parts) = (plan.split_n, plan.len, plan.step, plan.parts);
         let per = gemm_workspace_len(m, n, k);
-        let need = per.saturating_mul(threads);
+        let need = per.saturating_mul(parts);
         if workspace.len() < need {
             return Err(Error::WorkspaceTooSmall {
                 needed: need,
@@ -451,21 +460,6 @@ impl Kernels {
             });
         }
         let raw = c.raw();
-        // Split the wider of m and n: columns in multiples of one vector (16 lanes;
-        // a part may end in a one-vector panel), rows in multiples of the largest
-        // register tile, so that the parts stay even (200 columns: 96 + 104).
-        let split_n = n >= m;
-        let (len, unit) = if split_n { (n, LANES_MAX) } else { (m, MR_MAX) };
-        // More threads than cores only adds waiting; and products with nothing to
-        // multiply (an empty C, k = 0, alpha = 0) are not split at all.
-        let cores = pool::cores();
-        let trivial = m == 0 || n == 0 || k == 0 || alpha == 0.0;
-        let parts = if trivial {
-            1
-        } else {
-            threads.min(cores).min(len.div_ceil(unit)).max(1)
-        };
-        let step = len.div_ceil(parts).div_ceil(unit) * unit;
         if parts == 1 {
             // SAFETY: as in `gemm`.
             unsafe { self.gemm_raw(alpha, a, b, beta, raw, workspace) };
@@ -620,10 +614,14 @@ unsafe fn blocked<S: GemmKernel>(
 ) {
     let (m, n, k) = (a.rows, b.cols, a.cols);
     let (mr, nr) = (S::MR, S::NR);
+    // This CPU's blocks, each at most the constant that sized the workspace.
+    let (kc_max, mc_max, nc_max) = blocking::blocks(&Caches::detect(), mr, nr);
+    debug_assert!(kc_max <= KC && mc_max <= MC && nc_max <= NC);
+    debug_assert!(mc_max.is_multiple_of(mr) && nc_max.is_multiple_of(nr));
     // 64-byte alignment of the packed B keeps each vector load within a cache line.
     let skip = ws.as_ptr().align_offset(64).min(ALIGN_SLACK);
     let ws = &mut ws[skip..];
-    let b_len = k.min(KC) * n.min(NC).div_ceil(nr) * nr;
+    let b_len = k.min(kc_max) * n.min(nc_max).div_ceil(nr) * nr;
     let (bpack, apack) = ws.split_at_mut(b_len);
     // A is read in place when its rows are contiguous. A^T-like A (columns contiguous)
     // is packed once enough B panels reuse it: in place, each step of depth would
@@ -642,11 +640,11 @@ unsafe fn blocked<S: GemmKernel>(
     // few L1 sets). A last, partial panel is always packed (zero-padded), so that no
     // load leaves the matrix.
     let b_in_place = b.cs == 1 && m <= 4 * mr && !b.rs.is_multiple_of(128);
-    for jc in (0..n).step_by(NC) {
-        let nc = NC.min(n - jc);
+    for jc in (0..n).step_by(nc_max) {
+        let nc = nc_max.min(n - jc);
         // Equal depth blocks (784 = 4 x 196, not 3 x 256 + 16): a thin last block
         // would pay a full pass over C for little work.
-        let kc_step = k.div_ceil(k.div_ceil(KC));
+        let kc_step = k.div_ceil(k.div_ceil(kc_max));
         for pc in (0..k).step_by(kc_step) {
             let kc = kc_step.min(k - pc);
             let full = if b_in_place { nc / nr * nr } else { 0 };
@@ -654,8 +652,8 @@ unsafe fn blocked<S: GemmKernel>(
                 pack::pack_b(s, b, pc, kc, jc + full, nc - full, bpack);
             }
             let beta = if pc == 0 { beta } else { 1.0 };
-            for ic in (0..m).step_by(MC) {
-                let mc = MC.min(m - ic);
+            for ic in (0..m).step_by(mc_max) {
+                let mc = mc_max.min(m - ic);
                 if pack_a_needed {
                     pack::pack_a(a, ic, mc, pc, kc, mr, apack);
                 }
@@ -709,6 +707,63 @@ pub fn gemm(
     workspace: &mut [f32],
 ) -> Result<(), Error> {
     Kernels::detect().gemm(alpha, a, b, beta, c, workspace)
+}
+
+/// How a threaded product is cut: along n (columns, in whole 16-lane vectors) when C
+/// is at least as wide as tall, else along m (rows, in whole largest register tiles),
+/// so that the parts stay even (200 columns: 96 + 104).
+#[cfg(feature = "std")]
+struct Split {
+    split_n: bool,
+    len: usize,
+    step: usize,
+    parts: usize,
+}
+
+#[cfg(feature = "std")]
+impl Split {
+    fn new(threads: usize, m: usize, n: usize) -> Split {
+        let split_n = n >= m;
+        let (len, unit) = if split_n { (n, LANES_MAX) } else { (m, MR_MAX) };
+        let parts = threads_to_use(threads).min(len.div_ceil(unit)).max(1);
+        let step = len.div_ceil(parts).div_ceil(unit) * unit;
+        Split {
+            split_n,
+            len,
+            step,
+            parts,
+        }
+    }
+    fn one(m: usize, n: usize) -> Split {
+        Split {
+            split_n: n >= m,
+            len: n.max(m),
+            step: n.max(m),
+            parts: 1,
+        }
+    }
+}
+
+/// The workspace, in f32, that [`Kernels::gemm_threaded`] needs for an m x n x k
+/// product on `threads` threads (0: the core count): [`gemm_workspace_len`] for each
+/// part that runs. It depends on the machine (its cores), never on the backend.
+///
+/// ```
+/// use mlp_kernels::{gemm_threaded_workspace_len, gemm_workspace_len};
+/// // Asking for 64 threads pays only for those that run.
+/// let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+/// let per = gemm_workspace_len(200, 200, 784);
+/// assert!(gemm_threaded_workspace_len(64, 200, 200, 784) <= per * cores.min(13));
+/// ```
+#[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+pub fn gemm_threaded_workspace_len(threads: usize, m: usize, n: usize, k: usize) -> usize {
+    let parts = if m == 0 || n == 0 || k == 0 {
+        1
+    } else {
+        Split::new(threads, m, n).parts
+    };
+    gemm_workspace_len(m, n, k).saturating_mul(parts)
 }
 
 /// The most parts a threaded call splits into.

@@ -257,7 +257,8 @@ impl SparseLinear {
                 g_row.copy_from_slice(col_sums);
             }
         }
-        k.sparse_t_gemm(
+        k.sparse_t_gemm_parts(
+            self.threads,
             self.scale,
             x,
             MatRef::row_major(dy, batch, o)?,

@@ -268,6 +268,39 @@ impl Kernels {
         s: CsrRef<'_>,
         b: MatRef<'_>,
         beta: f32,
+        c: MatMut<'_>,
+        workspace: &mut [f32],
+    ) -> Result<(), Error> {
+        self.sparse_t_gemm_parts(1, alpha, s, b, beta, c, workspace)
+    }
+
+    /// [`Kernels::sparse_t_gemm`] on `threads` threads (0: the core count), each
+    /// taking a run of C's columns (every thread reads all of S). The same workspace
+    /// rules, with [`gemm_workspace_len`] per thread for the dense path.
+    #[cfg(feature = "std")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+    #[allow(clippy::too_many_arguments)]
+    pub fn sparse_t_gemm_threaded(
+        &self,
+        threads: usize,
+        alpha: f32,
+        s: CsrRef<'_>,
+        b: MatRef<'_>,
+        beta: f32,
+        c: MatMut<'_>,
+        workspace: &mut [f32],
+    ) -> Result<(), Error> {
+        self.sparse_t_gemm_parts(threads, alpha, s, b, beta, c, workspace)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn sparse_t_gemm_parts(
+        &self,
+        threads: usize,
+        alpha: f32,
+        s: CsrRef<'_>,
+        b: MatRef<'_>,
+        beta: f32,
         mut c: MatMut<'_>,
         workspace: &mut [f32],
     ) -> Result<(), Error> {
@@ -286,7 +319,12 @@ impl Kernels {
                     dense[p as usize * m + r] = v;
                 }
             }
-            return self.gemm(alpha, MatRef::row_major(dense, k, m)?, b, beta, c, rest);
+            let a = MatRef::row_major(dense, k, m)?;
+            #[cfg(feature = "std")]
+            if threads > 1 {
+                return self.gemm_threaded(threads, alpha, a, b, beta, c, rest);
+            }
+            return self.gemm(alpha, a, b, beta, c, rest);
         }
         let (ptr, rs, cs) = c.raw_parts();
         let out = Out { ptr, rs, cs };
@@ -317,13 +355,48 @@ impl Kernels {
             rs: b.row_stride(),
             cs: b.col_stride(),
         };
-        self.isa.vectorize(ScatterJob {
+        let job = ScatterJob {
             s,
             b: bin,
             n,
             alpha,
             c: out,
-        });
+        };
+        // Columns in runs of whole 16-float vectors, as the GEMM splits them.
+        let parts = threads.min(n.div_ceil(16)).max(1);
+        if parts == 1 {
+            self.isa.vectorize(job);
+            return Ok(());
+        }
+        #[cfg(feature = "std")]
+        {
+            let step = n.div_ceil(parts).div_ceil(16) * 16;
+            let k_ = *self;
+            let job = SendScatter(job);
+            let part = move |t: usize| {
+                let job = job.get();
+                let (lo, hi) = ((t * step).min(n), ((t + 1) * step).min(n));
+                if lo >= hi {
+                    return;
+                }
+                // SAFETY (offsets): columns lo..hi of B and C are theirs.
+                let cols = ScatterJob {
+                    b: Out {
+                        ptr: job.b.ptr.wrapping_add(lo * job.b.cs),
+                        ..job.b
+                    },
+                    c: Out {
+                        ptr: job.c.ptr.wrapping_add(lo),
+                        ..job.c
+                    },
+                    n: hi - lo,
+                    ..job
+                };
+                // Part t owns C's columns lo..hi in every row, disjoint from the others.
+                k_.isa.vectorize(cols);
+            };
+            crate::gemm::run_parts(parts, &part);
+        }
         Ok(())
     }
 }
@@ -423,12 +496,27 @@ impl<'a> SendJob<'a> {
     }
 }
 
+#[derive(Clone, Copy)]
 struct ScatterJob<'a> {
     s: CsrRef<'a>,
     b: Out,
     n: usize,
     alpha: f32,
     c: Out,
+}
+
+#[cfg(feature = "std")]
+#[derive(Clone, Copy)]
+struct SendScatter<'a>(ScatterJob<'a>);
+// SAFETY: the parts write disjoint column runs of C and only read S and B; the caller
+// of `run_parts` waits for every part.
+#[cfg(feature = "std")]
+unsafe impl Sync for SendScatter<'_> {}
+#[cfg(feature = "std")]
+impl<'a> SendScatter<'a> {
+    fn get(self) -> ScatterJob<'a> {
+        self.0
+    }
 }
 
 impl WithSimd for ScatterJob<'_> {
