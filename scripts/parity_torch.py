@@ -13,10 +13,14 @@ With --sparse-input the example runs its sparse first layer (raw pixels' non-zer
 the normalisation folded into the layer) against the same dense PyTorch run, under
 the same tolerance: the sparse path changes the order of float operations only.
 
-Needs torch and numpy; builds the example with cargo. Exit status 1 if any step's
-loss differs from PyTorch's float32 run by more than --tol (relative, default 1e-3).
-PyTorch also trains the same network in float64; the distance of each float32 run
-from it shows how much rounding alone moves this trajectory.
+Needs torch and numpy; builds the example with cargo. PyTorch also trains the same
+network in float64; the distance of each float32 run from it shows how much rounding
+alone moves this trajectory. PASS when every step's loss is within --tol (relative,
+default 1e-3) of PyTorch's float32 run, or when ours is at least as close to the
+float64 run as PyTorch's float32 run is: a float32 run that orders its sums
+differently (the sparse path does) is as far from PyTorch's float32 as that one is
+from exact, so the first test alone would fail it for PyTorch's rounding, not ours.
+Exit status 1 otherwise.
 """
 import argparse, gzip, json, os, struct, subprocess, sys, tempfile
 
@@ -120,8 +124,17 @@ def main():
     print(f"ours vs torch float32:           {text}")
     print(f"ours vs torch float64:           {compare(ours, exact)[2]}")
     print(f"torch float32 vs torch float64:  {compare(torch_losses, exact)[2]}")
-    print("PASS" if rel[worst] <= args.tol else "FAIL", f"(tolerance {args.tol:g} against torch float32)")
-    sys.exit(0 if rel[worst] <= args.tol else 1)
+    near_f32 = rel[worst] <= args.tol
+    ours_exact = compare(ours, exact)
+    torch_exact = compare(torch_losses, exact)
+    near_exact = ours_exact[0][ours_exact[1]] <= torch_exact[0][torch_exact[1]]
+    if near_f32:
+        print(f"PASS (within {args.tol:g} of torch float32)")
+    elif near_exact:
+        print(f"PASS (not within {args.tol:g} of torch float32, but as close to float64 as torch float32 is)")
+    else:
+        print(f"FAIL (neither within {args.tol:g} of torch float32 nor as close to float64 as it)")
+    sys.exit(0 if near_f32 or near_exact else 1)
 
 if __name__ == "__main__":
     main()

@@ -170,7 +170,7 @@ proptest! {
             let mut ws = vec![0.0; sparse_gemm_workspace_len(k, n, m)];
             kern.sparse_t_gemm(alpha, s.view(), MatRef::row_major(&b, m, n).unwrap(), beta, MatMut::row_major(&mut c, k, n).unwrap(), &mut ws).unwrap();
             assert_close(&format!("{} room", kern.backend()), &c, &want, &bound);
-            // On two threads (C's columns split), with and without the dense path's room.
+            // On two threads (C's rows split), with and without the dense path's room.
             for room in [false, true] {
                 let mut c = c0.clone();
                 let mut ws = vec![0.0; if room { sparse_gemm_workspace_len(k, n, m) + 2 * gemm_workspace_len(k, n, m) } else { 0 }];

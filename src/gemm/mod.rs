@@ -615,7 +615,7 @@ unsafe fn blocked<S: GemmKernel>(
     let (m, n, k) = (a.rows, b.cols, a.cols);
     let (mr, nr) = (S::MR, S::NR);
     // This CPU's blocks, each at most the constant that sized the workspace.
-    let (kc_max, mc_max, nc_max) = blocking::blocks(&Caches::detect(), mr, nr);
+    let (kc_max, mc_max, nc_max) = blocking::blocks(&Caches::detect(), nr);
     debug_assert!(kc_max <= KC && mc_max <= MC && nc_max <= NC);
     debug_assert!(mc_max.is_multiple_of(mr) && nc_max.is_multiple_of(nr));
     // 64-byte alignment of the packed B keeps each vector load within a cache line.

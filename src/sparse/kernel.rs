@@ -266,12 +266,16 @@ fn load_any<S: Simd>(s: S, x: &[f32]) -> S::V {
     }
 }
 
-/// C += alpha * S^T * B for rows `lo..hi` of S (C already holds beta * C): row r of
-/// B, a block at a time in registers, is added into row p of C for each (r, p, v).
+/// C += alpha * S^T * B for C's rows `lo..hi` (C already holds beta * C): row r of
+/// B, a block at a time in registers, is added into row p of C for each entry
+/// (r, p, v) of S with p in `lo..hi`. Threads take runs of C's rows, so that none
+/// shares a cache line of C with another (C's rows are 800 bytes in the lesson, not a
+/// whole number of lines, so runs of its columns would).
 ///
 /// # Safety
-/// B must hold rows `lo..hi` with `n` readable floats; C must hold a row for every
-/// column index of S, with `n` columns, contiguous (`c.cs == 1`), owned exclusively.
+/// B must hold S's rows with `n` readable floats; C must hold rows `lo..hi` (a
+/// subset of S's column indices) with `n` columns, contiguous (`c.cs == 1`), owned
+/// exclusively.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn scatter_rows<S: GemmKernel>(
@@ -285,13 +289,20 @@ pub(crate) unsafe fn scatter_rows<S: GemmKernel>(
     c: Out,
 ) {
     let block = column_block::<S>(n);
+    let all = lo == 0 && hi >= csr.cols();
     let mut j0 = 0;
     while j0 < n {
         let w = block.min(n - j0);
         let nv = w.div_ceil(S::LANES);
         let tail = w - (nv - 1) * S::LANES;
-        for r in lo..hi {
-            let (idx, val) = csr.row(r);
+        for r in 0..csr.rows() {
+            let (mut idx, mut val) = csr.row(r);
+            if !all {
+                // The row's entries are sorted: its run for C's rows lo..hi.
+                let a = idx.partition_point(|&p| (p as usize) < lo);
+                let z = idx.partition_point(|&p| (p as usize) < hi);
+                (idx, val) = (&idx[a..z], &val[a..z]);
+            }
             if idx.is_empty() {
                 continue;
             }

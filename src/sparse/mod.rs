@@ -275,7 +275,8 @@ impl Kernels {
     }
 
     /// [`Kernels::sparse_t_gemm`] on `threads` threads (0: the core count), each
-    /// taking a run of C's columns (every thread reads all of S). The same workspace
+    /// taking a run of C's rows (every thread reads all of S, and of each row the
+    /// entries that fall in its run). The same workspace
     /// rules, with [`gemm_workspace_len`] per thread for the dense path.
     #[cfg(feature = "std")]
     #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
@@ -361,39 +362,28 @@ impl Kernels {
             n,
             alpha,
             c: out,
+            lo: 0,
+            hi: k,
         };
-        // Columns in runs of whole 16-float vectors, as the GEMM splits them.
-        let parts = threads.min(n.div_ceil(16)).max(1);
+        // C's rows (S's columns) in even runs, one per thread.
+        let rows = s.cols();
+        let parts = threads.min(rows).max(1);
         if parts == 1 {
             self.isa.vectorize(job);
             return Ok(());
         }
         #[cfg(feature = "std")]
         {
-            let step = n.div_ceil(parts).div_ceil(16) * 16;
+            let step = rows.div_ceil(parts);
             let k_ = *self;
             let job = SendScatter(job);
             let part = move |t: usize| {
                 let job = job.get();
-                let (lo, hi) = ((t * step).min(n), ((t + 1) * step).min(n));
-                if lo >= hi {
-                    return;
+                let (lo, hi) = ((t * step).min(rows), ((t + 1) * step).min(rows));
+                if lo < hi {
+                    // Part t owns C's rows lo..hi, disjoint from the other parts'.
+                    k_.isa.vectorize(ScatterJob { lo, hi, ..job });
                 }
-                // SAFETY (offsets): columns lo..hi of B and C are theirs.
-                let cols = ScatterJob {
-                    b: Out {
-                        ptr: job.b.ptr.wrapping_add(lo * job.b.cs),
-                        ..job.b
-                    },
-                    c: Out {
-                        ptr: job.c.ptr.wrapping_add(lo),
-                        ..job.c
-                    },
-                    n: hi - lo,
-                    ..job
-                };
-                // Part t owns C's columns lo..hi in every row, disjoint from the others.
-                k_.isa.vectorize(cols);
             };
             crate::gemm::run_parts(parts, &part);
         }
@@ -503,12 +493,15 @@ struct ScatterJob<'a> {
     n: usize,
     alpha: f32,
     c: Out,
+    /// The run of C's rows to write.
+    lo: usize,
+    hi: usize,
 }
 
 #[cfg(feature = "std")]
 #[derive(Clone, Copy)]
 struct SendScatter<'a>(ScatterJob<'a>);
-// SAFETY: the parts write disjoint column runs of C and only read S and B; the caller
+// SAFETY: the parts write disjoint runs of C's rows and only read S and B; the caller
 // of `run_parts` waits for every part.
 #[cfg(feature = "std")]
 unsafe impl Sync for SendScatter<'_> {}
@@ -527,14 +520,7 @@ impl WithSimd for ScatterJob<'_> {
         // contiguous and exclusively borrowed.
         unsafe {
             kernel::scatter_rows(
-                s,
-                &self.s,
-                0,
-                self.s.rows(),
-                self.b,
-                self.n,
-                self.alpha,
-                self.c,
+                s, &self.s, self.lo, self.hi, self.b, self.n, self.alpha, self.c,
             )
         }
     }
