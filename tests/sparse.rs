@@ -468,3 +468,46 @@ fn sparse_linear_refuses_bad_lengths() {
     );
     assert_eq!(g, [3.0; 6]);
 }
+
+/// Asking for more threads than cores (or for 0, all of them) gives the one-thread
+/// answer; the pool never gets more workers than cores either way.
+#[test]
+fn any_thread_count_gives_the_same_product() {
+    let mut rng = SplitMix(8);
+    let (m, k, n) = (60, 90, 200);
+    let s = Sparse::random(m, k, 0.2, &mut rng);
+    let b = random_vec(k * n, &mut rng);
+    let bt = random_vec(m * n, &mut rng);
+    let kern = Kernels::detect();
+    let one = |threads: usize| {
+        let mut c = vec![0.0f32; m * n];
+        let mut ct = vec![0.0f32; k * n];
+        let b_v = MatRef::row_major(&b, k, n).unwrap();
+        let bt_v = MatRef::row_major(&bt, m, n).unwrap();
+        kern.sparse_gemm_threaded(
+            threads,
+            1.0,
+            s.view(),
+            b_v,
+            0.0,
+            MatMut::row_major(&mut c, m, n).unwrap(),
+            &mut [],
+        )
+        .unwrap();
+        kern.sparse_t_gemm_threaded(
+            threads,
+            1.0,
+            s.view(),
+            bt_v,
+            0.0,
+            MatMut::row_major(&mut ct, k, n).unwrap(),
+            &mut [],
+        )
+        .unwrap();
+        (c, ct)
+    };
+    let want = one(1);
+    for threads in [0, 2, 3, 64] {
+        assert!(one(threads) == want, "threads {threads}");
+    }
+}

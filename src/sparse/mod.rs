@@ -308,9 +308,10 @@ impl Kernels {
         // S^T is k x m: its columns are S's rows.
         check_sparse_shapes(&s, s.rows(), &b, &c, s.cols())?;
         let (m, k, n) = (s.rows(), s.cols(), b.cols());
+        let threads = threads_for(threads);
         let dense_len = k
             .saturating_mul(m)
-            .saturating_add(gemm_workspace_len(k, n, m));
+            .saturating_add(gemm_workspace_len(k, n, m).saturating_mul(threads));
         if s.density() > SPARSE_BREAK_EVEN_DENSITY && workspace.len() >= dense_len {
             let (dense, rest) = workspace.split_at_mut(k * m);
             dense.fill(0.0);
