@@ -16,12 +16,27 @@ pub(crate) const MIN_PER_THREAD: usize = 1 << 14;
 /// Splits `0..len` into at most `threads` runs and calls `f(lo, hi)` for each, on the
 /// pool and the calling thread, returning when all are done.
 pub(crate) fn split(threads: usize, len: usize, f: &(dyn Fn(usize, usize) + Sync)) {
-    let parts = threads_to_use(threads).min(len / MIN_PER_THREAD).max(1);
+    split_work(threads, len, 16, 1, f)
+}
+
+/// [`split`] for items that each cost `cost` element-steps, in runs of whole `grain`s.
+pub(crate) fn split_work(
+    threads: usize,
+    len: usize,
+    grain: usize,
+    cost: usize,
+    f: &(dyn Fn(usize, usize) + Sync),
+) {
+    let grain = grain.max(1);
+    let parts = threads_to_use(threads)
+        .min(len.saturating_mul(cost) / MIN_PER_THREAD)
+        .min(len.div_ceil(grain))
+        .max(1);
     if parts == 1 {
         f(0, len);
         return;
     }
-    let step = len.div_ceil(parts).div_ceil(16) * 16;
+    let step = len.div_ceil(parts).div_ceil(grain) * grain;
     run_parts(parts, &|t| {
         let (lo, hi) = ((t * step).min(len), ((t + 1) * step).min(len));
         if lo < hi {
@@ -33,14 +48,14 @@ pub(crate) fn split(threads: usize, len: usize, f: &(dyn Fn(usize, usize) + Sync
 /// A mutable slice's start, shared by the parts of a [`split`] job, each of which
 /// makes a slice of its own disjoint run from it.
 #[derive(Clone, Copy)]
-struct Shared(*mut f32);
+pub(crate) struct Shared(pub(crate) *mut f32);
 // SAFETY: the parts of a `split` job use disjoint runs, and the job ends before the
 // slice's borrow does.
 unsafe impl Sync for Shared {}
 impl Shared {
     /// # Safety
     /// `lo..hi` must be inside the slice and used by no other part.
-    unsafe fn run<'a>(self, lo: usize, hi: usize) -> &'a mut [f32] {
+    pub(crate) unsafe fn run<'a>(self, lo: usize, hi: usize) -> &'a mut [f32] {
         // SAFETY: the caller's.
         unsafe { core::slice::from_raw_parts_mut(self.0.add(lo), hi - lo) }
     }

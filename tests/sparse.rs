@@ -511,3 +511,33 @@ fn any_thread_count_gives_the_same_product() {
         assert!(one(threads) == want, "threads {threads}");
     }
 }
+
+/// The layer's passes over W^T (the correction row's column sums, the rank-one rows
+/// of dW^T) split over threads at the lesson's size; the bits are those of one thread.
+#[test]
+fn sparse_linear_on_threads_gives_the_one_thread_bits() {
+    let (batch, inp, out) = (50, 784, 200);
+    let mut rng = SplitMix(12);
+    let s = Sparse::random(batch, inp, 0.19, &mut rng);
+    let wt = random_vec(inp * out, &mut rng);
+    let bias = random_vec(out, &mut rng);
+    let dy = random_vec(batch * out, &mut rng);
+    let kern = Kernels::detect();
+    let run = |threads: usize| {
+        let layer = SparseLinear::new(inp, out)
+            .with_normalisation(0.0127, -0.4242)
+            .with_threads(threads);
+        let mut ws = vec![0.0; layer.workspace_len()];
+        let mut y = vec![0.0; batch * out];
+        layer
+            .forward(&kern, s.view(), &wt, Some(&bias), &mut y, &mut ws)
+            .unwrap();
+        let (mut g, mut gb) = (wt.clone(), vec![0.0; out]);
+        layer
+            .backward(&kern, s.view(), &dy, &mut g, Some(&mut gb), true, &mut ws)
+            .unwrap();
+        (y, g, gb)
+    };
+    let one = run(1);
+    assert!(run(2) == one && run(0) == one);
+}

@@ -250,20 +250,48 @@ pub fn forward(
     n: usize,
     relu_logits: bool,
 ) -> Result<(), mlp_kernels::Error> {
+    let Buffers {
+        x,
+        csr_offsets,
+        csr_indices,
+        csr_values,
+        h,
+        ws,
+        ..
+    } = buf;
+    let xs = match net.sparse {
+        Some(_) => Some(batch_csr(csr_offsets, csr_indices, csr_values, n)?),
+        None => None,
+    };
+    forward_parts(k, net, x, xs, h, ws, n, relu_logits)
+}
+
+/// [`forward`] on the batch's parts, the sparse input (when the first layer is
+/// sparse) checked once by the caller.
+#[allow(clippy::too_many_arguments)]
+fn forward_parts(
+    k: &Kernels,
+    net: &Net,
+    x: &[f32],
+    xs: Option<CsrRef<'_>>,
+    h: &mut [Vec<f32>; 3],
+    ws: &mut [f32],
+    n: usize,
+    relu_logits: bool,
+) -> Result<(), mlp_kernels::Error> {
     for l in 0..3 {
-        let (prev, rest) = buf.h.split_at_mut(l);
+        let (prev, rest) = h.split_at_mut(l);
         let input: &[f32] = if l == 0 {
-            &buf.x[..n * SIZES[0]]
+            &x[..n * SIZES[0]]
         } else {
             &prev[l - 1][..n * SIZES[l]]
         };
         let out = &mut rest[0][..n * SIZES[l + 1]];
-        match net.sparse {
-            Some(sl) if l == 0 => {
-                let x = batch_csr(&buf.csr_offsets, &buf.csr_indices, &buf.csr_values, n)?;
-                sl.forward(k, x, &net.w[0], Some(&net.b[0]), out, &mut buf.ws)?
+        match (net.sparse, xs) {
+            (Some(sl), Some(xs)) if l == 0 => {
+                sl.forward(k, xs, &net.w[0], Some(&net.b[0]), out, ws)?
             }
-            _ => net.layers[l].forward(k, input, &net.w[l], Some(&net.b[l]), out, &mut buf.ws)?,
+            _ => net.layers[l].forward(k, input, &net.w[l], Some(&net.b[l]), out, ws)?,
         }
         if l < 2 || relu_logits {
             k.relu_in_place_threaded(net.layers[l].threads, out);
@@ -304,40 +332,54 @@ pub fn train_step(
     first: bool,
 ) -> Result<f32, mlp_kernels::Error> {
     let (opt, relu_logits) = (&step.opt, step.relu_logits);
-    forward(k, net, buf, n, relu_logits)?;
+    let Buffers {
+        x,
+        y,
+        csr_offsets,
+        csr_indices,
+        csr_values,
+        h,
+        dh,
+        ws,
+    } = buf;
+    // The sparse batch is checked once, for the forward and the backward pass.
+    let xs = match net.sparse {
+        Some(_) => Some(batch_csr(csr_offsets, csr_indices, csr_values, n)?),
+        None => None,
+    };
+    forward_parts(k, net, x, xs, h, ws, n, relu_logits)?;
     let loss = k.cross_entropy_with_grad(
-        &buf.h[2][..n * 10],
+        &h[2][..n * 10],
         10,
-        Target::Indices(&buf.y[..n]),
+        Target::Indices(&y[..n]),
         &CrossEntropy::new(),
         &mut [],
-        &mut buf.dh[2][..n * 10],
+        &mut dh[2][..n * 10],
     )?;
     if relu_logits {
-        k.relu_backward_in_place(&buf.h[2][..n * 10], &mut buf.dh[2][..n * 10])?;
+        k.relu_backward_in_place(&h[2][..n * 10], &mut dh[2][..n * 10])?;
     }
     for l in (0..3).rev() {
-        let (lower, upper) = buf.dh.split_at_mut(l);
+        let (lower, upper) = dh.split_at_mut(l);
         let input: &[f32] = if l == 0 {
-            &buf.x[..n * SIZES[0]]
+            &x[..n * SIZES[0]]
         } else {
-            &buf.h[l - 1][..n * SIZES[l]]
+            &h[l - 1][..n * SIZES[l]]
         };
         let dx = if l == 0 {
             None
         } else {
             Some(&mut lower[l - 1][..n * SIZES[l]])
         };
-        if let (Some(sl), 0) = (net.sparse, l) {
-            let x = batch_csr(&buf.csr_offsets, &buf.csr_indices, &buf.csr_values, n)?;
+        if let (Some(sl), Some(xs), 0) = (net.sparse, xs, l) {
             sl.backward(
                 k,
-                x,
+                xs,
                 &upper[0][..n * SIZES[1]],
                 &mut net.gw[0],
                 Some(&mut net.gb[0]),
                 false,
-                &mut buf.ws,
+                ws,
             )?;
             continue;
         }
@@ -353,12 +395,12 @@ pub fn train_step(
             &net.w[l],
             &upper[0][..n * SIZES[l + 1]],
             grads,
-            &mut buf.ws,
+            ws,
         )?;
         if l > 0 {
             k.relu_backward_in_place_threaded(
                 net.layers[l].threads,
-                &buf.h[l - 1][..n * SIZES[l]],
+                &h[l - 1][..n * SIZES[l]],
                 &mut lower[l - 1][..n * SIZES[l]],
             )?;
         }

@@ -152,13 +152,7 @@ impl SparseLinear {
         // The start row: b + shift * (the column sums of W^T, one per output).
         row.fill(0.0);
         if self.shift != 0.0 {
-            for w_row in weight_t.chunks_exact(o) {
-                k.isa.vectorize(ZipInPlace {
-                    a: w_row,
-                    dst: &mut *row,
-                    f: Add,
-                });
-            }
+            column_sums(k, self.threads, weight_t, o, row);
             k.isa.vectorize(MapInPlace {
                 x: &mut *row,
                 f: Scale(self.shift),
@@ -246,17 +240,7 @@ impl SparseLinear {
             x: &mut *col_sums,
             f: Scale(self.shift),
         });
-        for g_row in grad_weight_t.chunks_exact_mut(o) {
-            if accumulate {
-                k.isa.vectorize(ZipInPlace {
-                    a: col_sums,
-                    dst: g_row,
-                    f: Add,
-                });
-            } else {
-                g_row.copy_from_slice(col_sums);
-            }
-        }
+        fill_rows(k, self.threads, grad_weight_t, col_sums, accumulate);
         k.sparse_t_gemm_parts(
             self.threads,
             self.scale,
@@ -267,6 +251,61 @@ impl SparseLinear {
             &mut [],
         )
     }
+}
+
+/// `row[j] += sum over the rows of m[.., j]` (m row-major, `o` wide), in row order
+/// for each column, so that the bits do not depend on the threads (which take runs of
+/// columns).
+fn column_sums(k: &Kernels, threads: usize, m: &[f32], o: usize, row: &mut [f32]) {
+    let sums = |lo: usize, hi: usize, dst: &mut [f32]| {
+        for m_row in m.chunks_exact(o) {
+            k.isa.vectorize(ZipInPlace {
+                a: &m_row[lo..hi],
+                dst: &mut *dst,
+                f: Add,
+            });
+        }
+    };
+    #[cfg(feature = "std")]
+    if threads > 1 {
+        let shared = crate::parallel::Shared(row.as_mut_ptr());
+        crate::parallel::split_work(threads, o, 16, m.len() / o, &|lo, hi| {
+            // SAFETY: each part has its own run lo..hi of `row` (o floats).
+            sums(lo, hi, unsafe { shared.run(lo, hi) })
+        });
+        return;
+    }
+    let _ = threads;
+    sums(0, o, row)
+}
+
+/// Every row of `g` set to `row`, or `row` added to it.
+fn fill_rows(k: &Kernels, threads: usize, g: &mut [f32], row: &[f32], accumulate: bool) {
+    let o = row.len();
+    let fill = |g: &mut [f32]| {
+        for g_row in g.chunks_exact_mut(o) {
+            if accumulate {
+                k.isa.vectorize(ZipInPlace {
+                    a: row,
+                    dst: g_row,
+                    f: Add,
+                });
+            } else {
+                g_row.copy_from_slice(row);
+            }
+        }
+    };
+    #[cfg(feature = "std")]
+    if threads > 1 && o > 0 {
+        let shared = crate::parallel::Shared(g.as_mut_ptr());
+        crate::parallel::split_work(threads, g.len() / o, 1, o, &|lo, hi| {
+            // SAFETY: each part has its own rows lo..hi of `g`.
+            fill(unsafe { shared.run(lo * o, hi * o) })
+        });
+        return;
+    }
+    let _ = threads;
+    fill(g)
 }
 
 struct Scale(f32);
