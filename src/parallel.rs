@@ -45,17 +45,43 @@ pub(crate) fn split_work(
     });
 }
 
+/// Cuts `x` into at most `threads` runs of whole `grain`s, each item (`grain`
+/// elements) worth `cost` element-steps of work, and calls `f(start, run)` for each
+/// run on the pool: the safe face of [`split_work`] for one output slice.
+pub(crate) fn split_mut(
+    threads: usize,
+    x: &mut [f32],
+    grain: usize,
+    cost: usize,
+    f: &(dyn Fn(usize, &mut [f32]) + Sync),
+) {
+    let grain = grain.max(1);
+    let len = x.len();
+    let shared = Shared(x.as_mut_ptr());
+    split_work(
+        threads,
+        len.div_ceil(grain),
+        1,
+        cost.saturating_mul(grain),
+        &|lo, hi| {
+            let (lo, hi) = ((lo * grain).min(len), (hi * grain).min(len));
+            // SAFETY: each part has its own run lo..hi of `x`, which outlives the job.
+            f(lo, unsafe { shared.run(lo, hi) })
+        },
+    );
+}
+
 /// A mutable slice's start, shared by the parts of a [`split`] job, each of which
 /// makes a slice of its own disjoint run from it.
 #[derive(Clone, Copy)]
-pub(crate) struct Shared(pub(crate) *mut f32);
+struct Shared(*mut f32);
 // SAFETY: the parts of a `split` job use disjoint runs, and the job ends before the
 // slice's borrow does.
 unsafe impl Sync for Shared {}
 impl Shared {
     /// # Safety
     /// `lo..hi` must be inside the slice and used by no other part.
-    pub(crate) unsafe fn run<'a>(self, lo: usize, hi: usize) -> &'a mut [f32] {
+    unsafe fn run<'a>(self, lo: usize, hi: usize) -> &'a mut [f32] {
         // SAFETY: the caller's.
         unsafe { core::slice::from_raw_parts_mut(self.0.add(lo), hi - lo) }
     }

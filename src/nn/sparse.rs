@@ -268,10 +268,10 @@ fn column_sums(k: &Kernels, threads: usize, m: &[f32], o: usize, row: &mut [f32]
     };
     #[cfg(feature = "std")]
     if threads > 1 {
-        let shared = crate::parallel::Shared(row.as_mut_ptr());
-        crate::parallel::split_work(threads, o, 16, m.len() / o, &|lo, hi| {
-            // SAFETY: each part has its own run lo..hi of `row` (o floats).
-            sums(lo, hi, unsafe { shared.run(lo, hi) })
+        // Runs of 16 columns, each summed over all of m's rows.
+        let rows = m.len() / o.max(1);
+        crate::parallel::split_mut(threads, row, 16, rows, &|lo, dst| {
+            sums(lo, lo + dst.len(), dst)
         });
         return;
     }
@@ -297,11 +297,8 @@ fn fill_rows(k: &Kernels, threads: usize, g: &mut [f32], row: &[f32], accumulate
     };
     #[cfg(feature = "std")]
     if threads > 1 && o > 0 {
-        let shared = crate::parallel::Shared(g.as_mut_ptr());
-        crate::parallel::split_work(threads, g.len() / o, 1, o, &|lo, hi| {
-            // SAFETY: each part has its own rows lo..hi of `g`.
-            fill(unsafe { shared.run(lo * o, hi * o) })
-        });
+        // Runs of whole rows.
+        crate::parallel::split_mut(threads, g, o, 1, &|_, rows| fill(rows));
         return;
     }
     let _ = threads;
