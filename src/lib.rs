@@ -144,6 +144,8 @@ pub use gemm::{Caches, MatMut, MatRef, gemm, gemm_workspace_len};
 pub use gemm::{gemm_threaded_workspace_len, prepare_threads};
 pub use nn::{Linear, LinearGrads, SparseLinear};
 pub use optim::{Sgd, sgd_step};
+#[cfg(feature = "std")]
+pub use parallel::run_on_threads;
 pub use simd::Backend;
 pub use sparse::{CsrRef, SPARSE_BREAK_EVEN_DENSITY, sparse_gemm_workspace_len};
 

@@ -13,6 +13,28 @@ use crate::{Error, Kernels, Sgd};
 /// takes about as long as a wake-up of a sleeping worker).
 pub(crate) const MIN_PER_THREAD: usize = 1 << 14;
 
+/// Runs `f(part, parts)` for `part` in `0..parts` on the pool that the threaded
+/// kernels use (the calling thread takes a part too), where `parts` is `threads` (0:
+/// one per core) capped at the machine's cores; returns when every part is done.
+/// For the caller's own work between kernels (the MNIST example gathers its batch
+/// with it): after [`prepare_threads`](crate::prepare_threads) it neither spawns
+/// nor allocates. A panic in a part is re-raised here once all parts have ended.
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// let sum = AtomicUsize::new(0);
+/// mlp_kernels::run_on_threads(2, &|part, parts| {
+///     // Each part adds its share of 0..100.
+///     let share: usize = (part * 100 / parts..(part + 1) * 100 / parts).sum();
+///     sum.fetch_add(share, Ordering::Relaxed);
+/// });
+/// assert_eq!(sum.into_inner(), 4950);
+/// ```
+pub fn run_on_threads(threads: usize, f: &(dyn Fn(usize, usize) + Sync)) {
+    let parts = threads_to_use(threads);
+    run_parts(parts, &|t| f(t, parts));
+}
+
 /// Splits `0..len` into at most `threads` runs and calls `f(lo, hi)` for each, on the
 /// pool and the calling thread, returning when all are done.
 pub(crate) fn split(threads: usize, len: usize, f: &(dyn Fn(usize, usize) + Sync)) {

@@ -228,7 +228,7 @@ fn five_thousand_images_reach_85_percent() {
     };
     let order: Vec<usize> = (0..train_set.count).collect();
     for (s, rows) in order.chunks(batch).enumerate() {
-        train::gather(&mut buf, &train_set, rows, &table, None);
+        train::gather(&mut buf, &train_set, rows, &table, None, 1);
         train::train_step(&k, &mut net, &mut buf, rows.len(), &step, s == 0).unwrap();
     }
     let (loss, acc) = train::evaluate(&k, &net, &mut buf, &test, &table, false, None).unwrap();
@@ -488,7 +488,7 @@ fn the_sparse_first_layer_trains_as_the_dense_one() {
         let mut buf = Buffers::new(1000, &net);
         let mut losses = Vec::new();
         for (s, rows) in order.chunks(50).enumerate() {
-            train::gather(&mut buf, &train_set, rows, &table, tr.as_ref());
+            train::gather(&mut buf, &train_set, rows, &table, tr.as_ref(), 1);
             losses.push(
                 train::train_step(&k, &mut net, &mut buf, rows.len(), &step, s == 0).unwrap(),
             );
@@ -518,4 +518,20 @@ fn the_sparse_first_layer_trains_as_the_dense_one() {
         .map(|(a, b)| (a - b).abs())
         .fold(0.0f32, f32::max);
     assert!(worst < 1e-3, "largest weight difference {worst}");
+}
+
+/// The batch gathered on the pool's threads is the batch gathered on one.
+#[test]
+fn the_gather_on_threads_is_the_gather() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
+    let test = idx::load_split(&data, "t10k").unwrap();
+    let net = Net::new(2, &mut common::SplitMix(1)).unwrap();
+    let (mut one, mut two) = (Buffers::new(200, &net), Buffers::new(200, &net));
+    let table = train::normalisation_table();
+    // A scattered order, as a shuffled epoch gives.
+    let order: Vec<usize> = (0..200).map(|i| i * 37 % test.count).collect();
+    train::gather(&mut one, &test, &order, &table, None, 1);
+    train::gather(&mut two, &test, &order, &table, None, 2);
+    assert!(one.x == two.x && one.y == two.y);
+    assert!(one.x.iter().any(|&v| v > 0.0));
 }

@@ -277,7 +277,14 @@ fn run(a: Args) -> Result<(), String> {
         let mut loss_sum = 0.0f64;
         for s in 0..steps {
             let rows = &order[s * batch..((s + 1) * batch).min(train.count)];
-            gather(&mut buf, &train, rows, &table, train_sparse.as_ref());
+            gather(
+                &mut buf,
+                &train,
+                rows,
+                &table,
+                train_sparse.as_ref(),
+                threads,
+            );
             let loss = train_step(&k, &mut net, &mut buf, rows.len(), &step, first)
                 .map_err(|e| e.to_string())?;
             first = false;
