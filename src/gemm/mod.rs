@@ -637,9 +637,11 @@ unsafe fn blocked<S: GemmKernel>(
     // contiguous, in place they straddle cache lines. With few row tiles the copy
     // costs more than it saves, and contiguous rows are read in place, unless their
     // stride is a multiple of 512 bytes (the rows of a micro-panel would then share a
-    // few L1 sets). A last, partial panel is always packed (zero-padded), so that no
-    // load leaves the matrix.
-    let b_in_place = b.cs == 1 && m <= 4 * mr && !b.rs.is_multiple_of(128);
+    // few L1 sets). So is a B that fits in half of L1 whatever m is: it stays there
+    // for every row tile (64^3 on Zen 4: 6.25 us packed, 5.60 us in place). A last,
+    // partial panel is always packed (zero-padded), so that no load leaves the matrix.
+    let b_fits_l1 = k.saturating_mul(n).saturating_mul(4) <= Caches::detect().l1d / 2;
+    let b_in_place = b.cs == 1 && (m <= 4 * mr || b_fits_l1) && !b.rs.is_multiple_of(128);
     for jc in (0..n).step_by(nc_max) {
         let nc = nc_max.min(n - jc);
         // Equal depth blocks (784 = 4 x 196, not 3 x 256 + 16): a thin last block
