@@ -217,13 +217,7 @@ impl SparseLinear {
             });
         };
         col_sums.fill(0.0);
-        for row in dy.chunks_exact(o) {
-            k.isa.vectorize(ZipInPlace {
-                a: row,
-                dst: &mut *col_sums,
-                f: Add,
-            });
-        }
+        column_sums(k, self.threads, dy, o, col_sums);
         if let Some(db) = grad_bias {
             if accumulate {
                 k.isa.vectorize(ZipInPlace {

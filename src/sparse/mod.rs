@@ -142,30 +142,10 @@ impl Kernels {
         check_sparse_shapes(&s, s.cols(), &b, &c, s.rows())?;
         let (m, n, k) = (s.rows(), b.cols(), s.cols());
         let threads = threads_for(threads);
-        let dense_len = m
-            .saturating_mul(k)
-            .saturating_add(gemm_workspace_len(m, n, k).saturating_mul(threads));
-        let go_dense = s.density() > SPARSE_BREAK_EVEN_DENSITY
-            && workspace.len() >= dense_len
-            && matches!(base, Base::Scale(_));
-        if go_dense {
-            let (dense, rest) = workspace.split_at_mut(m * k);
-            dense.fill(0.0);
-            for i in 0..m {
-                let (idx, val) = s.row(i);
-                for (&p, &v) in idx.iter().zip(val) {
-                    dense[i * k + p as usize] = v;
-                }
-            }
-            let a = MatRef::row_major(dense, m, k)?;
-            let Base::Scale(beta) = base else {
-                return Ok(());
-            };
-            #[cfg(feature = "std")]
-            if threads > 1 {
-                return self.gemm_threaded(threads, alpha, a, b, beta, c, rest);
-            }
-            return self.gemm(alpha, a, b, beta, c, rest);
+        if let Base::Scale(beta) = base
+            && dense_fits(&s, false, n, threads, workspace.len())
+        {
+            return self.dense_product(threads, alpha, &s, false, b, beta, c, workspace);
         }
         // B's rows must be contiguous for the kernel; pack B otherwise.
         let (bptr, brs) = if b.col_stride() == 1 || n <= 1 {
@@ -307,26 +287,10 @@ impl Kernels {
     ) -> Result<(), Error> {
         // S^T is k x m: its columns are S's rows.
         check_sparse_shapes(&s, s.rows(), &b, &c, s.cols())?;
-        let (m, k, n) = (s.rows(), s.cols(), b.cols());
+        let n = b.cols();
         let threads = threads_for(threads);
-        let dense_len = k
-            .saturating_mul(m)
-            .saturating_add(gemm_workspace_len(k, n, m).saturating_mul(threads));
-        if s.density() > SPARSE_BREAK_EVEN_DENSITY && workspace.len() >= dense_len {
-            let (dense, rest) = workspace.split_at_mut(k * m);
-            dense.fill(0.0);
-            for r in 0..m {
-                let (idx, val) = s.row(r);
-                for (&p, &v) in idx.iter().zip(val) {
-                    dense[p as usize * m + r] = v;
-                }
-            }
-            let a = MatRef::row_major(dense, k, m)?;
-            #[cfg(feature = "std")]
-            if threads > 1 {
-                return self.gemm_threaded(threads, alpha, a, b, beta, c, rest);
-            }
-            return self.gemm(alpha, a, b, beta, c, rest);
+        if dense_fits(&s, true, n, threads, workspace.len()) {
+            return self.dense_product(threads, alpha, &s, true, b, beta, c, workspace);
         }
         let (ptr, rs, cs) = c.raw_parts();
         let out = Out { ptr, rs, cs };
@@ -364,7 +328,7 @@ impl Kernels {
             alpha,
             c: out,
             lo: 0,
-            hi: k,
+            hi: s.cols(),
         };
         // C's rows (S's columns) in even runs, one per thread.
         let rows = s.cols();
@@ -389,6 +353,66 @@ impl Kernels {
             crate::gemm::run_parts(parts, &part);
         }
         Ok(())
+    }
+}
+
+/// Whether a product with S (or S^T, `transpose`) takes the dense GEMM: S above the
+/// break-even density, and room for S expanded plus the GEMM's workspace for the
+/// product's shape with C's `n` columns.
+fn dense_fits(s: &CsrRef<'_>, transpose: bool, n: usize, threads: usize, room: usize) -> bool {
+    let (rows, depth) = if transpose {
+        (s.cols(), s.rows())
+    } else {
+        (s.rows(), s.cols())
+    };
+    #[cfg(feature = "std")]
+    let gemm_len = crate::gemm_threaded_workspace_len(threads, rows, n, depth);
+    #[cfg(not(feature = "std"))]
+    let gemm_len = {
+        let _ = threads;
+        gemm_workspace_len(rows, n, depth)
+    };
+    s.density() > SPARSE_BREAK_EVEN_DENSITY
+        && room >= rows.saturating_mul(depth).saturating_add(gemm_len)
+}
+
+impl Kernels {
+    /// C = alpha * A * B + beta * C with A = S (or S^T, `transpose`) expanded into
+    /// the front of `workspace`, which [`dense_fits`] checked.
+    #[allow(clippy::too_many_arguments)]
+    fn dense_product(
+        &self,
+        threads: usize,
+        alpha: f32,
+        s: &CsrRef<'_>,
+        transpose: bool,
+        b: MatRef<'_>,
+        beta: f32,
+        c: MatMut<'_>,
+        workspace: &mut [f32],
+    ) -> Result<(), Error> {
+        let (m, k) = (s.rows(), s.cols());
+        let (dense, rest) = workspace.split_at_mut(m * k);
+        dense.fill(0.0);
+        // Element (i, p) of S at i * k + p, or, transposed, at p * m + i.
+        let (rs, cs) = if transpose { (1, m) } else { (k, 1) };
+        for i in 0..m {
+            let (idx, val) = s.row(i);
+            for (&p, &v) in idx.iter().zip(val) {
+                dense[i * rs + p as usize * cs] = v;
+            }
+        }
+        let a = if transpose {
+            MatRef::row_major(dense, k, m)?
+        } else {
+            MatRef::row_major(dense, m, k)?
+        };
+        #[cfg(feature = "std")]
+        if threads > 1 {
+            return self.gemm_threaded(threads, alpha, a, b, beta, c, rest);
+        }
+        let _ = threads;
+        self.gemm(alpha, a, b, beta, c, rest)
     }
 }
 
