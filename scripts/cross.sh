@@ -3,7 +3,8 @@
 #
 #   scripts/cross.sh consumer   the no_std consumer (tests/no_std_consumer) for
 #                               thumbv7em-none-eabihf, thumbv8m.main-none-eabihf,
-#                               x86_64-unknown-none (no SSE) and wasm32-unknown-unknown
+#                               x86_64-unknown-none (no SSE) and wasm32-unknown-unknown,
+#                               linked to prove no panic path on the three ELF targets
 #   scripts/cross.sh aarch64    the full `cargo test` for aarch64-unknown-linux-gnu
 #                               (NEON through `wide`), run under qemu-aarch64
 #
@@ -16,15 +17,36 @@ bash scripts/cross-setup.sh
 export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1
 cargo=/usr/bin/cargo
 
+consumer_build() {
+  $cargo build --locked --release --manifest-path tests/no_std_consumer/Cargo.toml \
+    -Zbuild-std=core -Zbuild-std-features=compiler-builtins-mem \
+    --target-dir "$root/target/cross" --target "$@"
+}
+
 consumer() {
-  local t
+  local t lib
   for t in thumbv7em-none-eabihf thumbv8m.main-none-eabihf x86_64-unknown-none \
     wasm32-unknown-unknown; do
     echo "== no_std consumer for $t"
-    $cargo build --locked --release --manifest-path tests/no_std_consumer/Cargo.toml \
-      -Zbuild-std=core -Zbuild-std-features=compiler-builtins-mem \
-      --target "$t" --target-dir "$root/target/cross"
+    consumer_build "$t"
+    # The link-time proof of no panic path (scripts/no-panic.sh) on the ELF targets.
+    lib=$root/target/cross/$t/release/libno_std_consumer.a
+    [ "$t" = wasm32-unknown-unknown ] || bash scripts/no-panic.sh link "$lib"
   done
+  echo "== negative control for thumbv7em-none-eabihf: a reachable panic must fail the link"
+  consumer_build thumbv7em-none-eabihf --features reachable-panic
+  lib=$root/target/cross/thumbv7em-none-eabihf/release/libno_std_consumer.a
+  local log
+  log=$(ld.lld-22 --gc-sections --entry=mlp_kernels_negative_control -u mlp_kernels_smoke \
+    -o /dev/null "$lib" 2>&1 || true)
+  if grep -q mlp_kernels_reached_a_panic <<<"$log"; then
+    echo "negative control: the reachable panic fails the link, as it must"
+  else
+    echo "a reachable panic linked on thumbv7em-none-eabihf: the proof proves nothing" >&2
+    exit 1
+  fi
+  # Leave the proven build in place for anything that reads it later.
+  consumer_build thumbv7em-none-eabihf
 }
 
 aarch64() {
@@ -38,5 +60,5 @@ aarch64() {
 case "${1:-}" in
   consumer) consumer ;;
   aarch64) shift; aarch64 "$@" ;;
-  *) sed -n '2,11p' "$0"; exit 2 ;;
+  *) sed -n '2,12p' "$0"; exit 2 ;;
 esac

@@ -162,8 +162,11 @@ impl WithSimd for SgdStep<'_> {
 
 #[inline(always)]
 fn sgd_kernel<S: Simd>(s: S, opt: &Sgd, p: &mut [f32], g: &[f32], b: &mut [f32], first: bool) {
-    let n = p.len();
     let momentum = opt.momentum != 0.0;
+    // `Kernels::sgd_step` checked the lengths; the loop zips the slices, so that no
+    // index can leave them.
+    debug_assert!(g.len() == p.len() && (!momentum || b.len() == p.len()));
+    let b = if momentum { b } else { &mut [] };
     let lanes = S::LANES;
     let sign = if opt.maximize { -1.0 } else { 1.0 };
     let (wd, mu, damp, neg_lr) = (
@@ -172,10 +175,10 @@ fn sgd_kernel<S: Simd>(s: S, opt: &Sgd, p: &mut [f32], g: &[f32], b: &mut [f32],
         s.splat(1.0 - opt.dampening),
         s.splat(-opt.lr),
     );
-    let mut i = 0;
-    while i < n {
-        let w = lanes.min(n - i);
-        let full = w == lanes;
+    // Empty unless momentum is on, when it is as long as `p`.
+    let mut buffers = b.chunks_mut(lanes);
+    for (ps, gs) in p.chunks_mut(lanes).zip(g.chunks(lanes)) {
+        let full = ps.len() == lanes;
         let ld = |x: &[f32]| {
             if full {
                 s.load(x)
@@ -183,13 +186,12 @@ fn sgd_kernel<S: Simd>(s: S, opt: &Sgd, p: &mut [f32], g: &[f32], b: &mut [f32],
                 s.load_partial(x, 0.0)
             }
         };
-        let pv = ld(&p[i..i + w]);
-        let mut gv = s.mul(ld(&g[i..i + w]), s.splat(sign));
+        let pv = ld(ps);
+        let mut gv = s.mul(ld(gs), s.splat(sign));
         if opt.weight_decay != 0.0 {
             gv = s.fma(wd, pv, gv);
         }
-        if momentum {
-            let bs = &mut b[i..i + w];
+        if let Some(bs) = buffers.next() {
             // torch: buf.mul_(momentum).add_(grad, alpha=1 - dampening); ATen's
             // vectorised add is fmadd(grad, alpha, buf), after the rounded product.
             let bv = if first {
@@ -205,13 +207,11 @@ fn sgd_kernel<S: Simd>(s: S, opt: &Sgd, p: &mut [f32], g: &[f32], b: &mut [f32],
             gv = if opt.nesterov { s.fma(mu, bv, gv) } else { bv };
         }
         let pv = s.fma(neg_lr, gv, pv);
-        let ps = &mut p[i..i + w];
         if full {
             s.store(ps, pv)
         } else {
             s.store_partial(ps, pv)
         }
-        i += w;
     }
 }
 

@@ -61,7 +61,9 @@ const KC_MIN: usize = 64;
 /// (KC, MC, NC) for a backend with an MR x NR register tile on caches `c`, each at
 /// most the constants above.
 pub(crate) fn blocks(c: &Caches, nr: usize) -> (usize, usize, usize) {
-    let kc = (c.l1d / (nr * 4)).clamp(KC_MIN, KC) / 8 * 8;
+    // (`max(8)`: already so by the clamp, stated so that the divisions below are
+    // visibly by non-zero values.)
+    let kc = ((c.l1d / (nr * 4)).clamp(KC_MIN, KC) / 8 * 8).max(8);
     let mc = (c.l2 / 2 / (kc * 4) / MR_MAX * MR_MAX).clamp(MR_MAX, MC);
     let nc = if c.l3 == 0 {
         NC

@@ -25,7 +25,7 @@ pub(super) unsafe fn gemv<S: Simd>(
     // SAFETY: the caller gives n contiguous owned floats.
     let c = unsafe { core::slice::from_raw_parts_mut(c, n) };
     let finish = Finish { s, alpha, beta };
-    let a_at = |p: usize| a.data[p * a.cs];
+    let a_at = |p: usize| a.at(0, p);
     if b.cs == 1 {
         // Rows of B are contiguous: accumulate a[p] * B[p, j..] over p, in strips of
         // 8, 4, 2 and 1 vectors (8 independent FMA chains cover the FMA latency), the
@@ -45,10 +45,10 @@ pub(super) unsafe fn gemv<S: Simd>(
         if j < n {
             let mut acc = s.splat(0.0);
             for p in 0..k {
-                let row = &b.data[p * b.rs + j..p * b.rs + n];
+                let row = b.run(p, j, n - j);
                 acc = s.fma(s.splat(a_at(p)), s.load_partial(row, 0.0), acc);
             }
-            finish.store(acc, &mut c[j..n]);
+            finish.store(acc, c.get_mut(j..).unwrap_or_default());
         }
     } else {
         // Columns of B are contiguous: c[j] = dot(a, B[.., j]), four columns at a time.
@@ -66,7 +66,7 @@ pub(super) unsafe fn gemv<S: Simd>(
                 }
                 let av = s.load(&av);
                 for (r, x) in acc.iter_mut().take(h).enumerate() {
-                    let col = &b.data[(j + r) * b.cs + p..(j + r) * b.cs + p + w];
+                    let col = b.run(p, j + r, w);
                     let bv = if w == S::LANES {
                         s.load(col)
                     } else {
@@ -76,11 +76,11 @@ pub(super) unsafe fn gemv<S: Simd>(
                 }
                 p += w;
             }
-            for (r, &x) in acc.iter().take(h).enumerate() {
-                buf[r] = s.reduce_sum(x);
+            for (o, &x) in buf.iter_mut().zip(&acc).take(h) {
+                *o = s.reduce_sum(x);
             }
-            let v = s.load_partial(&buf[..h], 0.0);
-            finish.store(v, &mut c[j..j + h]);
+            let v = s.load_partial(buf.get(..h).unwrap_or_default(), 0.0);
+            finish.store(v, c.get_mut(j..j + h).unwrap_or_default());
             j += h;
         }
     }
@@ -99,13 +99,14 @@ fn strip<S: Simd, const NV: usize>(
     let w = NV * S::LANES;
     let mut acc = [s.splat(0.0); NV];
     for p in 0..b.rows {
-        let ap = s.splat(a.data[p * a.cs]);
-        let row = &b.data[p * b.rs + j..p * b.rs + j + w];
+        let ap = s.splat(a.at(0, p));
+        let row = b.run(p, j, w);
         for (x, chunk) in acc.iter_mut().zip(row.chunks_exact(S::LANES)) {
             *x = s.fma(ap, s.load(chunk), *x);
         }
     }
-    for (x, out) in acc.iter().zip(c[j..j + w].chunks_exact_mut(S::LANES)) {
+    let c = c.get_mut(j..j + w).unwrap_or_default();
+    for (x, out) in acc.iter().zip(c.chunks_exact_mut(S::LANES)) {
         finish.store(*x, out);
     }
 }

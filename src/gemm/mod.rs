@@ -164,7 +164,51 @@ impl<'a> MatRef<'a> {
     }
     /// Element (i, j), or `None` outside the view.
     pub fn get(&self, i: usize, j: usize) -> Option<f32> {
-        (i < self.rows && j < self.cols).then(|| self.data[i * self.rs + j * self.cs])
+        if i < self.rows && j < self.cols {
+            self.data.get(i * self.rs + j * self.cs).copied()
+        } else {
+            None
+        }
+    }
+    /// Element (i, j) for a kernel whose loops stay in the view (debug builds assert
+    /// it). Outside, 0 instead of a panic: `new` checked that every element of the
+    /// view lies in `data`, so no caller within its bounds gets the 0, and release
+    /// builds keep no panic path (scripts/no-panic.sh).
+    #[inline(always)]
+    pub(crate) fn at(&self, i: usize, j: usize) -> f32 {
+        debug_assert!(
+            i < self.rows && j < self.cols,
+            "({i}, {j}) outside the view"
+        );
+        self.data
+            .get(i * self.rs + j * self.cs)
+            .copied()
+            .unwrap_or(0.0)
+    }
+    /// The `len` contiguous floats from element (i, j): along row i when the column
+    /// stride is 1, down column j when the row stride is 1. Debug builds assert that
+    /// they lie in the view; outside it, as for [`MatRef::at`], an empty slice.
+    #[inline(always)]
+    pub(crate) fn run(&self, i: usize, j: usize, len: usize) -> &'a [f32] {
+        debug_assert!(
+            len == 0
+                || (self.cs == 1 && i < self.rows && j + len <= self.cols)
+                || (self.rs == 1 && j < self.cols && i + len <= self.rows),
+            "{len} floats from ({i}, {j}) leave the view"
+        );
+        let start = i * self.rs + j * self.cs;
+        self.data.get(start..start + len).unwrap_or_default()
+    }
+    /// The address of element (i, j), for the micro-kernel's pointers; a wrapping
+    /// offset, so forming it is never undefined and never panics (dereferencing is
+    /// the caller's contract).
+    #[inline(always)]
+    pub(crate) fn ptr_at(&self, i: usize, j: usize) -> *const f32 {
+        debug_assert!(
+            i < self.rows && j < self.cols,
+            "({i}, {j}) outside the view"
+        );
+        self.data.as_ptr().wrapping_add(i * self.rs + j * self.cs)
     }
     /// Distance between consecutive rows, in elements.
     pub fn row_stride(&self) -> usize {
@@ -616,13 +660,21 @@ unsafe fn blocked<S: GemmKernel>(
     let (mr, nr) = (S::MR, S::NR);
     // This CPU's blocks, each at most the constant that sized the workspace.
     let (kc_max, mc_max, nc_max) = blocking::blocks(&Caches::detect(), nr);
+    // (Non-zero already; `max` shows the compiler so, for the steps below.)
+    let (mc_max, nc_max) = (mc_max.max(mr), nc_max.max(nr));
     debug_assert!(kc_max <= KC && mc_max <= MC && nc_max <= NC);
     debug_assert!(mc_max.is_multiple_of(mr) && nc_max.is_multiple_of(nr));
     // 64-byte alignment of the packed B keeps each vector load within a cache line.
     let skip = ws.as_ptr().align_offset(64).min(ALIGN_SLACK);
-    let ws = &mut ws[skip..];
     let b_len = k.min(kc_max) * n.min(nc_max).div_ceil(nr) * nr;
-    let (bpack, apack) = ws.split_at_mut(b_len);
+    // The contract sized `ws` for this split; a shorter one cannot reach here.
+    let Some((bpack, apack)) = ws
+        .get_mut(skip..)
+        .and_then(|w| w.split_at_mut_checked(b_len))
+    else {
+        debug_assert!(false, "gemm workspace of {} floats", ws.len());
+        return;
+    };
     // A is read in place when its rows are contiguous. A^T-like A (columns contiguous)
     // is packed once enough B panels reuse it: in place, each step of depth would
     // touch a new, partly used cache line.
@@ -646,7 +698,9 @@ unsafe fn blocked<S: GemmKernel>(
         let nc = nc_max.min(n - jc);
         // Equal depth blocks (784 = 4 x 196, not 3 x 256 + 16): a thin last block
         // would pay a full pass over C for little work.
-        let kc_step = k.div_ceil(k.div_ceil(kc_max));
+        // (`max` only shows the compiler what `blocks` and `gemm_raw` ensure: no
+        // step or divisor is 0.)
+        let kc_step = k.div_ceil(k.div_ceil(kc_max).max(1)).max(1);
         for pc in (0..k).step_by(kc_step) {
             let kc = kc_step.min(k - pc);
             let full = if b_in_place { nc / nr * nr } else { 0 };
@@ -662,16 +716,16 @@ unsafe fn blocked<S: GemmKernel>(
                 for jr in (0..nc).step_by(nr) {
                     let cols = nr.min(nc - jr);
                     let (bp, brs) = if jr < full {
-                        (b.data[pc * b.rs + jc + jr..].as_ptr(), b.rs)
+                        (b.ptr_at(pc, jc + jr), b.rs)
                     } else {
-                        (bpack[(jr - full) * kc..].as_ptr(), nr)
+                        (bpack.as_ptr().wrapping_add((jr - full) * kc), nr)
                     };
                     for ir in (0..mc).step_by(mr) {
                         let rows = mr.min(mc - ir);
                         let (ap, ars, acs) = if pack_a_needed {
-                            (apack[ir * kc..].as_ptr(), 1, mr)
+                            (apack.as_ptr().wrapping_add(ir * kc), 1, mr)
                         } else {
-                            (a.data[(ic + ir) * a.rs + pc * a.cs..].as_ptr(), a.rs, a.cs)
+                            (a.ptr_at(ic + ir, pc), a.rs, a.cs)
                         };
                         let t = Tile {
                             kc,

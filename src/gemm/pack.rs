@@ -30,7 +30,12 @@ pub(crate) fn pack_b<S: GemmKernel>(
         "pack_b: buffer of {} floats for {nc} columns of depth {kc}",
         dst.len()
     );
-    for (jp, panel) in (0..nc).step_by(nr).zip(dst.chunks_exact_mut(kc * nr)) {
+    debug_assert!(kc > 0);
+    // (A zero depth never reaches here; `max` keeps the chunk size legal regardless.)
+    for (jp, panel) in (0..nc)
+        .step_by(nr)
+        .zip(dst.chunks_exact_mut((kc * nr).max(1)))
+    {
         let w = nr.min(nc - jp);
         if b.rs == 1 && b.cs != 1 {
             pack_b_transposed(s, b, p0, kc, j0 + jp, w, panel);
@@ -39,12 +44,12 @@ pub(crate) fn pack_b<S: GemmKernel>(
         for (p, out) in panel.chunks_exact_mut(nr).enumerate() {
             let (row, rest) = out.split_at_mut(w);
             if b.cs == 1 {
-                let start = (p0 + p) * b.rs + j0 + jp;
-                row.copy_from_slice(&b.data[start..start + w]);
+                for (x, &y) in row.iter_mut().zip(b.run(p0 + p, j0 + jp, w)) {
+                    *x = y;
+                }
             } else {
-                let base = (p0 + p) * b.rs + (j0 + jp) * b.cs;
                 for (j, x) in row.iter_mut().enumerate() {
-                    *x = b.data[base + j * b.cs];
+                    *x = b.at(p0 + p, j0 + jp + j);
                 }
             }
             rest.fill(0.0);
@@ -67,37 +72,31 @@ fn pack_b_transposed<S: GemmKernel>(
     let (full_j, full_p) = (w / 8 * 8, kc / 8 * 8);
     for jb in (0..full_j).step_by(8) {
         for pb in (0..full_p).step_by(8) {
-            let src = &b.data[(j0 + jb) * b.cs + p0 + pb..];
             // The block reads rows j0+jb..+8 at columns p0+pb..+8 of the stored B^T,
             // all inside the view; it writes 8 rows of 8 inside the panel.
-            let last = 7 * b.cs + 8;
-            let out = &mut panel[pb * nr + jb..];
-            if src.len() >= last && out.len() >= 7 * nr + 8 {
+            let src = b.data.get((j0 + jb) * b.cs + p0 + pb..).unwrap_or_default();
+            let out = panel.get_mut(pb * nr + jb..).unwrap_or_default();
+            if src.len() >= 7 * b.cs + 8 && out.len() >= 7 * nr + 8 {
                 // SAFETY: the two length checks above cover every address touched.
                 unsafe { s.transpose8(src.as_ptr(), b.cs, out.as_mut_ptr(), nr) };
             } else {
                 // Unreachable for checked views; kept so that no block is ever skipped.
-                for q in 0..8 {
-                    for r in 0..8 {
-                        out[q * nr + r] = src[r * b.cs + q];
+                for (q, row) in out.chunks_mut(nr).take(8).enumerate() {
+                    for (r, x) in row.iter_mut().take(8).enumerate() {
+                        *x = b.at(p0 + pb + q, j0 + jb + r);
                     }
                 }
             }
         }
-        for p in full_p..kc {
-            for j in jb..jb + 8 {
-                panel[p * nr + j] = b.data[(j0 + j) * b.cs + p0 + p];
-            }
+    }
+    for (p, row) in panel.chunks_exact_mut(nr).take(kc).enumerate().skip(full_p) {
+        for (j, x) in row.iter_mut().enumerate().take(full_j) {
+            *x = b.at(p0 + p, j0 + j);
         }
     }
-    for p in 0..kc {
-        let row = &mut panel[p * nr..(p + 1) * nr];
+    for (p, row) in panel.chunks_exact_mut(nr).take(kc).enumerate() {
         for (j, x) in row.iter_mut().enumerate().skip(full_j) {
-            *x = if j < w {
-                b.data[(j0 + j) * b.cs + p0 + p]
-            } else {
-                0.0
-            };
+            *x = if j < w { b.at(p0 + p, j0 + j) } else { 0.0 };
         }
     }
 }
@@ -118,16 +117,19 @@ pub(crate) fn pack_a(
         "pack_a: buffer of {} floats for {mc} rows of depth {kc}",
         dst.len()
     );
-    for (ip, panel) in (0..mc).step_by(mr).zip(dst.chunks_exact_mut(kc * mr)) {
+    debug_assert!(kc > 0 && mr > 0);
+    let (mr, chunk) = (mr.max(1), (kc * mr).max(1));
+    for (ip, panel) in (0..mc).step_by(mr).zip(dst.chunks_exact_mut(chunk)) {
         let h = mr.min(mc - ip);
         for (p, col) in panel.chunks_exact_mut(mr).enumerate() {
-            let base = (i0 + ip) * a.rs + (p0 + p) * a.cs;
             let (head, tail) = col.split_at_mut(h);
             if a.rs == 1 {
-                head.copy_from_slice(&a.data[base..base + h]);
+                for (x, &y) in head.iter_mut().zip(a.run(i0 + ip, p0 + p, h)) {
+                    *x = y;
+                }
             } else {
                 for (i, x) in head.iter_mut().enumerate() {
-                    *x = a.data[base + i * a.rs];
+                    *x = a.at(i0 + ip + i, p0 + p);
                 }
             }
             tail.fill(0.0);

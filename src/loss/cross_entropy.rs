@@ -363,7 +363,12 @@ impl Kernels {
         let e = opts.label_smoothing;
         let k = f64::from(e) / classes as f64;
         let mut total = Sums::default();
-        for (r, (lp, &c)) in log_probs.chunks_exact(classes).zip(target).enumerate() {
+        // (`classes` > 0 was checked; `max` shows the compiler so.)
+        for (r, (lp, &c)) in log_probs
+            .chunks_exact(classes.max(1))
+            .zip(target)
+            .enumerate()
+        {
             let mut loss = 0.0f32;
             if Some(c) != opts.ignore_index {
                 let wy = class_weight(opts.weight, c, classes).unwrap_or(f32::NAN);

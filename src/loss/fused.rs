@@ -147,7 +147,11 @@ fn row_sums<S: Simd, const ACC: bool, const GRAD: bool>(
     };
     // Whole vectors through exact chunks, so that no slice bound is checked per vector.
     let mut gs = g.chunks_exact_mut(l);
-    for (k, (xv, nv)) in x.chunks_exact(l).zip(nx.chunks_exact(l)).enumerate() {
+    // (Not `zip`: its length is a division that the optimiser keeps out of line.)
+    let mut next_vectors = nx.chunks_exact(l);
+    for (k, xv) in x.chunks_exact(l).enumerate() {
+        // `nx` is as long as `x`.
+        let nv = next_vectors.next().unwrap_or(xv);
         mx = s.max(mx, s.load(nv));
         let v = s.load(xv);
         let e = s.exp(s.sub(v, mv));
@@ -180,12 +184,17 @@ fn row_sums<S: Simd, const ACC: bool, const GRAD: bool>(
         p.finish::<S, ACC>(s, done, scale, tv);
     }
     if j < n {
-        mx = s.max(mx, s.load_partial(&nx[j..], NEG_INF));
-        let v = s.load_partial(&x[j..], NEG_INF);
+        // The tails past the whole vectors: x[j..], nx[j..] and g[j..].
+        let (xt, nt) = (
+            x.chunks_exact(l).remainder(),
+            nx.chunks_exact(l).remainder(),
+        );
+        mx = s.max(mx, s.load_partial(nt, NEG_INF));
+        let v = s.load_partial(xt, NEG_INF);
         let e = exp_masked(s, v, mv, tail);
         se = s.add(se, e);
         if GRAD {
-            s.store_partial(&mut g[j..], e);
+            s.store_partial(gs.into_remainder(), e);
         }
         if ACC {
             // Padding lanes would add 0 * inf: mask them out.
@@ -427,7 +436,8 @@ fn ce_rows<S: Simd, const ACC: bool, const GRAD: bool>(
     let mut ahead: Option<(usize, f32)> = None;
     // A gradient row waiting for its rescale: (row, c, own share).
     let mut waiting: Option<Waiting> = None;
-    for (r, xr) in x.chunks_exact(classes).enumerate() {
+    // `plan` refused 0 classes; `max` shows the compiler so.
+    for (r, xr) in x.chunks_exact(classes.max(1)).enumerate() {
         // The gradient rows before this one, and from this one on.
         let (done, rest) = grad.split_at_mut((r * classes).min(grad.len()));
         let g_on: &mut [f32] = if GRAD { rest } else { &mut [] };

@@ -39,7 +39,8 @@ pub(super) fn sums(
             .map_or(1.0, |&w| f64::from(w))
     };
     let mut total = Sums::default();
-    for (r, x) in logits.chunks_exact(classes).enumerate() {
+    // (`classes` > 0 was checked; `max` shows the compiler so.)
+    for (r, x) in logits.chunks_exact(classes.max(1)).enumerate() {
         // -log p_c = (m - x_c) + log s, as log_softmax forms it: a rounded f32
         // log-sum-exp minus x_c would give an exact 0 (and inf * 0 = NaN) for a class
         // whose probability is just below 1.
@@ -47,7 +48,8 @@ pub(super) fn sums(
             .iter()
             .fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
         let log_s = libm::log(x.iter().map(|&v| libm::exp(f64::from(v) - m)).sum::<f64>());
-        let nlp = |c: usize| (m - f64::from(x[c])) + log_s;
+        // Every class asked for is below `classes` (`plan` checked the indices).
+        let nlp = |c: usize| (m - x.get(c).map_or(f64::NAN, |&v| f64::from(v))) + log_s;
         let loss = match target {
             Target::Indices(y) => {
                 let Some(&yr) = y.get(r) else { break };

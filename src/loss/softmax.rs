@@ -84,33 +84,37 @@ fn row_sum_exp<S: Simd, const AHEAD: bool>(
     shift: f32,
     next: &[f32],
 ) -> (f32, f32) {
-    let (l, n) = (S::LANES, x.len());
-    let nx = if next.len() == n { next } else { x };
+    let l = S::LANES;
+    let nx = if next.len() == x.len() { next } else { x };
     let sh = s.splat(shift);
     let mut acc = [s.splat(0.0); 2];
     let mut mx = s.splat(NEG_INF);
-    let mut j = 0;
-    while j + 2 * l <= n {
-        for (k, a) in acc.iter_mut().enumerate() {
+    let (mut xs, mut ns) = (x.chunks_exact(2 * l), nx.chunks_exact(2 * l));
+    for (xb, nb) in (&mut xs).zip(&mut ns) {
+        let (x0, x1) = xb.split_at(l);
+        let (n0, n1) = nb.split_at(l);
+        for ((a, xv), nv) in acc.iter_mut().zip([x0, x1]).zip([n0, n1]) {
             if AHEAD {
-                mx = s.max(mx, s.load(&nx[j + k * l..]));
+                mx = s.max(mx, s.load(nv));
             }
-            *a = s.add(*a, s.exp(s.sub(s.load(&x[j + k * l..]), sh)));
+            *a = s.add(*a, s.exp(s.sub(s.load(xv), sh)));
         }
-        j += 2 * l;
     }
-    if j + l <= n {
+    let (x, nx) = (xs.remainder(), ns.remainder());
+    let (x, nx) = if x.len() >= l {
         if AHEAD {
-            mx = s.max(mx, s.load(&nx[j..]));
+            mx = s.max(mx, s.load(nx));
         }
-        acc[0] = s.add(acc[0], s.exp(s.sub(s.load(&x[j..]), sh)));
-        j += l;
-    }
-    if j < n {
+        acc[0] = s.add(acc[0], s.exp(s.sub(s.load(x), sh)));
+        (x.split_at(l).1, nx.get(l..).unwrap_or_default())
+    } else {
+        (x, nx)
+    };
+    if !x.is_empty() {
         if AHEAD {
-            mx = s.max(mx, s.load_partial(&nx[j..], NEG_INF));
+            mx = s.max(mx, s.load_partial(nx, NEG_INF));
         }
-        acc[1] = s.add(acc[1], exp_tail(s, &x[j..], sh));
+        acc[1] = s.add(acc[1], exp_tail(s, x, sh));
     }
     let m_next = if AHEAD { s.reduce_max(mx) } else { f32::NAN };
     (s.reduce_sum(s.add(acc[0], acc[1])), m_next)
@@ -346,7 +350,8 @@ impl<const LOG: bool> WithSimd for Rows<'_, LOG> {
                 softmax_row(s, src, dst)
             }
         };
-        let cols = self.cols;
+        // The entry points refused 0 columns; `max` shows the compiler so.
+        let cols = self.cols.max(1);
         match self.src {
             Some(x) => {
                 for (r, o) in x.chunks_exact(cols).zip(self.dst.chunks_exact_mut(cols)) {

@@ -20,16 +20,18 @@ impl Simd for Portable {
     }
     #[inline(always)]
     fn load(self, s: &[f32]) -> f32x8 {
-        let a: [f32; 8] = match s.get(..8) {
-            Some(h) => [h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]],
-            None => [0.0; 8],
-        };
-        f32x8::new(a)
+        debug_assert!(s.len() >= 8, "load of {} floats", s.len());
+        match s.first_chunk::<8>() {
+            Some(h) => f32x8::new(*h),
+            None => f32x8::new(super::padded::<8>(s)),
+        }
     }
     #[inline(always)]
     fn store(self, s: &mut [f32], v: f32x8) {
-        if let Some(h) = s.get_mut(..8) {
-            h.copy_from_slice(&v.to_array());
+        debug_assert!(s.len() >= 8, "store of {} floats", s.len());
+        match s.first_chunk_mut::<8>() {
+            Some(h) => *h = v.to_array(),
+            None => super::copy_prefix(s, &v.to_array()),
         }
     }
     #[inline(always)]

@@ -120,8 +120,11 @@ impl<'a> CsrRef<'a> {
     /// The column indices and values of row `i` (empty outside the matrix).
     pub fn row(&self, i: usize) -> (&'a [u32], &'a [f32]) {
         match (self.offsets.get(i), self.offsets.get(i + 1)) {
-            // Checked in `new`: lo <= hi <= nnz.
-            (Some(&lo), Some(&hi)) => (&self.indices[lo..hi], &self.values[lo..hi]),
+            // Checked in `new`: lo <= hi <= nnz, so neither `get` misses.
+            (Some(&lo), Some(&hi)) => (
+                self.indices.get(lo..hi).unwrap_or_default(),
+                self.values.get(lo..hi).unwrap_or_default(),
+            ),
             _ => (&[], &[]),
         }
     }
@@ -132,7 +135,7 @@ impl<'a> CsrRef<'a> {
         }
         let (idx, val) = self.row(i);
         Some(match idx.binary_search(&(j as u32)) {
-            Ok(p) => val[p],
+            Ok(p) => val.get(p).copied().unwrap_or(0.0),
             Err(_) => 0.0,
         })
     }
@@ -182,28 +185,38 @@ impl<'a> CsrRef<'a> {
         }
         // Counts land one place to the right, so that the prefix sum leaves each
         // column's start in offsets[j] and its end in offsets[j + 1].
+        // (`new` checked every index below cols, and the lengths are checked above, so
+        // no `get` below misses.)
         row_offsets.fill(0);
         for &j in self.indices {
-            row_offsets[j as usize + 1] += 1;
+            if let Some(count) = row_offsets.get_mut(j as usize + 1) {
+                *count += 1;
+            }
         }
-        for j in 0..self.cols {
-            row_offsets[j + 1] += row_offsets[j];
+        let mut sum = 0;
+        for o in row_offsets.iter_mut() {
+            sum += *o;
+            *o = sum;
         }
         // Fill: offsets[j] is column j's next free place; afterwards it is the end of
         // column j, i.e. the start of column j + 1, so shift back by one.
         for i in 0..self.rows {
             let (idx, val) = self.row(i);
             for (&j, &v) in idx.iter().zip(val) {
-                let p = &mut row_offsets[j as usize];
-                col_indices[*p] = i as u32;
-                values[*p] = v;
-                *p += 1;
+                if let Some(p) = row_offsets.get_mut(j as usize) {
+                    if let (Some(ci), Some(vi)) = (col_indices.get_mut(*p), values.get_mut(*p)) {
+                        (*ci, *vi) = (i as u32, v);
+                    }
+                    *p += 1;
+                }
             }
         }
-        for j in (1..=self.cols).rev() {
-            row_offsets[j] = row_offsets[j - 1];
+        if let Some(last) = row_offsets.len().checked_sub(1) {
+            row_offsets.copy_within(..last, 1);
         }
-        row_offsets[0] = 0;
+        if let Some(first) = row_offsets.first_mut() {
+            *first = 0;
+        }
         Ok(CsrRef {
             rows: self.cols,
             cols: self.rows,

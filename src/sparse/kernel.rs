@@ -301,7 +301,10 @@ pub(crate) unsafe fn scatter_rows<S: GemmKernel>(
                 // The row's entries are sorted: its run for C's rows lo..hi.
                 let a = idx.partition_point(|&p| (p as usize) < lo);
                 let z = idx.partition_point(|&p| (p as usize) < hi);
-                (idx, val) = (&idx[a..z], &val[a..z]);
+                (idx, val) = (
+                    idx.get(a..z).unwrap_or_default(),
+                    val.get(a..z).unwrap_or_default(),
+                );
             }
             if idx.is_empty() {
                 continue;

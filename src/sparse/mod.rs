@@ -392,14 +392,22 @@ impl Kernels {
         workspace: &mut [f32],
     ) -> Result<(), Error> {
         let (m, k) = (s.rows(), s.cols());
-        let (dense, rest) = workspace.split_at_mut(m * k);
+        // `dense_fits` checked the length.
+        let Some((dense, rest)) = workspace.split_at_mut_checked(m * k) else {
+            return Err(Error::WorkspaceTooSmall {
+                needed: m * k,
+                found: workspace.len(),
+            });
+        };
         dense.fill(0.0);
         // Element (i, p) of S at i * k + p, or, transposed, at p * m + i.
         let (rs, cs) = if transpose { (1, m) } else { (k, 1) };
         for i in 0..m {
             let (idx, val) = s.row(i);
             for (&p, &v) in idx.iter().zip(val) {
-                dense[i * rs + p as usize * cs] = v;
+                if let Some(x) = dense.get_mut(i * rs + p as usize * cs) {
+                    *x = v;
+                }
             }
         }
         let a = if transpose {

@@ -2,10 +2,11 @@
 #![no_std]
 
 use core::convert::Infallible;
+use core::hint::black_box as opaque;
 use mlp_kernels::init::{FanMode, Nonlinearity};
 use mlp_kernels::{
-    Backend, BceWithLogits, CrossEntropy, Kernels, KlReduction, Linear, LinearGrads, MatMut,
-    MatRef, Sgd, Target,
+    Backend, BceWithLogits, Caches, CrossEntropy, CsrRef, Kernels, KlReduction, Linear,
+    LinearGrads, MatMut, MatRef, Sgd, SparseLinear, Target, sparse_gemm_workspace_len,
 };
 
 // No definition of this exists anywhere. The panic handler calls it, so a build that
@@ -42,7 +43,11 @@ impl rand_core::TryRng for Xorshift {
     }
 }
 
-/// Runs each kernel once on a small buffer; returns the number of calls that failed.
+/// Runs each kernel once on small buffers; returns the number of calls that failed.
+///
+/// Every argument passes through `opaque` (`black_box`), so the optimiser knows
+/// neither lengths nor shapes nor values: a panic path that some input could reach
+/// cannot be folded away because these inputs happen not to reach it.
 #[unsafe(no_mangle)]
 pub extern "C" fn mlp_kernels_smoke() -> u32 {
     let mut failures = 0;
@@ -52,119 +57,263 @@ pub extern "C" fn mlp_kernels_smoke() -> u32 {
         }
     };
     let mut rng = Xorshift(0x9e37_79b9_7f4a_7c15);
-    let mut w = [0.0f32; 6 * 4];
+    let mut w_store = [0.0f32; 6 * 4];
+    let w = opaque(&mut w_store[..]);
+    let shape = opaque([6, 4]);
     fail(mlp_kernels::init::kaiming_normal(
-        &mut w,
-        [6, 4],
+        w,
+        shape,
         FanMode::FanIn,
-        Nonlinearity::Relu,
+        opaque(Nonlinearity::Relu),
         &mut rng,
     ));
     fail(mlp_kernels::init::kaiming_uniform(
-        &mut w,
-        [6, 4],
+        w,
+        shape,
         FanMode::FanOut,
-        Nonlinearity::Tanh,
+        opaque(Nonlinearity::LeakyRelu(0.01)),
         &mut rng,
     ));
+    let _ = opaque(Nonlinearity::Tanh).gain();
     fail(mlp_kernels::init::xavier_normal(
-        &mut w,
-        [6, 4],
-        1.0,
+        w,
+        shape,
+        opaque(1.0),
         &mut rng,
     ));
     fail(mlp_kernels::init::xavier_uniform(
-        &mut w,
-        [6, 4],
-        1.0,
+        w,
+        shape,
+        opaque(1.0),
         &mut rng,
     ));
+    let _ = opaque(Caches::detect());
+    let _ = opaque(Backend::detect().name());
 
-    for b in Backend::ALL {
-        let Ok(k) = Kernels::new(b) else { continue };
-        let x = [-1.0f32, 0.5, 2.0, -3.0, 4.0, 0.0];
-        let mut y = [0.0f32; 6];
-        let mut g = [1.0f32; 6];
-        fail(k.relu(&x, &mut y));
-        k.relu_in_place(&mut y);
-        fail(k.relu_backward(&y, &x, &mut g));
-        fail(k.relu_backward_in_place(&y, &mut g));
-        fail(k.exp(&x, &mut y));
-        k.exp_in_place(&mut y);
+    for b in Backend::supported() {
+        let Ok(k) = Kernels::new(opaque(b)) else {
+            continue;
+        };
+        let x_store = [-1.0f32, 0.5, 2.0, -3.0, 4.0, 0.0];
+        let x = opaque(&x_store[..]);
+        let (mut y_store, mut g_store) = ([0.0f32; 6], [1.0f32; 6]);
+        let (y, g) = (opaque(&mut y_store[..]), opaque(&mut g_store[..]));
+        fail(k.relu(x, y));
+        k.relu_in_place(y);
+        fail(k.relu_backward(y, x, g));
+        fail(k.relu_backward_in_place(y, g));
+        fail(k.exp(x, y));
+        k.exp_in_place(y);
         let mut buf = [0.0f32; 24];
-        let opt = Sgd::new(0.01).with_momentum(0.9).with_nesterov(true);
-        fail(k.sgd_step(&opt, &mut w, &[0.5; 24], &mut buf, true));
+        let opt = Sgd::new(opaque(0.01))
+            .with_momentum(opaque(0.9))
+            .with_dampening(opaque(0.0))
+            .with_weight_decay(opaque(1e-4))
+            .with_nesterov(opaque(true))
+            .with_maximize(opaque(false));
+        fail(opt.validate());
+        fail(k.sgd_step(
+            &opt,
+            w,
+            opaque(&[0.5; 24][..]),
+            opaque(&mut buf[..]),
+            opaque(true),
+        ));
 
         // GEMM and the linear layer, with the workspace on the stack.
-        let mut ws = [0.0f32; 4096];
-        let mut c = [0.0f32; 4];
+        let mut ws_store = [0.0f32; 4096];
+        let ws = opaque(&mut ws_store[..]);
+        let (m, n, kk) = (opaque(2), opaque(2), opaque(3));
+        let _ = opaque(mlp_kernels::gemm_workspace_len(m, n, kk));
+        let mut c_store = [0.0f32; 4];
+        let c = opaque(&mut c_store[..]);
         let product = |c: &mut [f32], ws: &mut [f32]| -> Result<(), mlp_kernels::Error> {
-            let a = MatRef::row_major(&x, 2, 3)?;
-            let b = MatRef::row_major(&x, 3, 2)?;
-            k.gemm(1.0, a, b, 0.0, MatMut::row_major(c, 2, 2)?, ws)
+            let a = MatRef::new(x, m, kk, opaque(3), opaque(1))?;
+            let b = MatRef::row_major(x, kk, n)?.t().t();
+            let _ = opaque((
+                a.get(1, 2),
+                a.rows(),
+                a.cols(),
+                b.row_stride(),
+                b.col_stride(),
+            ));
+            k.gemm(
+                opaque(1.0),
+                a,
+                b,
+                opaque(0.0),
+                MatMut::new(c, m, n, opaque(2), opaque(1))?,
+                ws,
+            )
         };
-        fail(product(&mut c, &mut ws));
-        let layer = Linear::new(3, 2);
-        let mut yl = [0.0f32; 4];
-        fail(layer.forward(&k, &x, &w[..6], Some(&[0.0, 1.0]), &mut yl, &mut ws));
+        fail(product(c, ws));
+        let layer = Linear::new(opaque(3), opaque(2));
+        let (wl, bl) = (
+            opaque(w.get(..6).unwrap_or_default()),
+            opaque(&[0.0f32, 1.0][..]),
+        );
+        let mut yl_store = [0.0f32; 4];
+        let yl = opaque(&mut yl_store[..]);
+        fail(layer.forward(&k, x, wl, Some(bl), yl, ws));
         let (mut dw, mut db, mut dx) = ([0.0f32; 6], [0.0f32; 2], [0.0f32; 6]);
         let grads = LinearGrads {
-            weight: &mut dw,
-            bias: Some(&mut db),
-            input: Some(&mut dx),
-            accumulate: false,
+            weight: opaque(&mut dw[..]),
+            bias: Some(opaque(&mut db[..])),
+            input: Some(opaque(&mut dx[..])),
+            accumulate: opaque(false),
         };
-        fail(layer.backward(&k, &x, &w[..6], &yl, grads, &mut ws));
+        fail(layer.backward(&k, x, wl, yl, grads, ws));
+
+        // Sparse inputs: the products and the sparse first layer.
+        let offsets = opaque(&[0usize, 2, 3][..]);
+        let indices = opaque(&[0u32, 2, 1][..]);
+        let values = opaque(&[1.0f32, -2.0, 0.5][..]);
+        match CsrRef::new(opaque(2), opaque(3), offsets, indices, values) {
+            Ok(s) => {
+                let _ = opaque((
+                    s.get(1, 1),
+                    s.row(opaque(1)),
+                    s.density(),
+                    s.nnz(),
+                    s.parts(),
+                ));
+                let _ = opaque(sparse_gemm_workspace_len(m, n, kk));
+                let b = MatRef::row_major(x, kk, n);
+                let cm = MatMut::row_major(c, m, n);
+                if let (Ok(b), Ok(cm)) = (b, cm) {
+                    fail(k.sparse_gemm(opaque(1.0), s, b, opaque(0.5), cm, ws));
+                }
+                let b = MatRef::row_major(x, m, kk);
+                let mut ct = [0.0f32; 9];
+                let cm = MatMut::row_major(opaque(&mut ct[..]), kk, kk);
+                if let (Ok(b), Ok(cm)) = (b, cm) {
+                    fail(k.sparse_t_gemm(opaque(1.0), s, b, opaque(0.0), cm, ws));
+                }
+                let (mut to, mut ti, mut tv) = ([0usize; 4], [0u32; 3], [0.0f32; 3]);
+                let t = s.transpose_into(
+                    opaque(&mut to[..]),
+                    opaque(&mut ti[..]),
+                    opaque(&mut tv[..]),
+                );
+                fail(t.map(|_| ()));
+                let layer = SparseLinear::new(opaque(3), opaque(2))
+                    .with_normalisation(opaque(0.5), opaque(-0.25));
+                let _ = opaque(layer.workspace_len());
+                fail(layer.forward(&k, s, wl, Some(bl), yl, ws));
+                fail(layer.backward(
+                    &k,
+                    s,
+                    yl,
+                    opaque(&mut dw[..]),
+                    Some(opaque(&mut db[..])),
+                    opaque(true),
+                    ws,
+                ));
+            }
+            Err(e) => fail(Err(e)),
+        }
 
         // The loss family.
-        let mut row = [0.0f32; 6];
-        let _ = k.logsumexp(&x);
-        fail(k.logsumexp_rows(&x, 3, &mut row[..2]));
-        fail(k.softmax(&x, 3, &mut row));
-        fail(k.softmax_in_place(&mut row, 3));
-        fail(k.log_softmax(&x, 3, &mut row));
-        fail(k.log_softmax_in_place(&mut row, 3));
-        let mut grad = [0.0f32; 6];
-        let ce = CrossEntropy::new().with_label_smoothing(0.1);
+        let mut row_store = [0.0f32; 6];
+        let row = opaque(&mut row_store[..]);
+        let cols = opaque(3);
+        let _ = k.logsumexp(x);
+        fail(k.logsumexp_rows(x, cols, opaque(row.get_mut(..2).unwrap_or_default())));
+        fail(k.softmax(x, cols, row));
+        fail(k.softmax_in_place(row, cols));
+        fail(k.log_softmax(x, cols, row));
+        fail(k.log_softmax_in_place(row, cols));
+        let mut grad_store = [0.0f32; 6];
+        let grad = opaque(&mut grad_store[..]);
+        let targets = opaque(&[0i64, 2][..]);
+        let class_weights = opaque(&[1.0f32, 0.5, 2.0][..]);
+        let ce = CrossEntropy::new()
+            .with_label_smoothing(opaque(0.1))
+            .with_weight(class_weights)
+            .with_ignore_index(opaque(-100));
+        let mut losses = [0.0f32; 2];
+        let losses = opaque(&mut losses[..]);
         fail(
-            k.cross_entropy(&x, 3, Target::Indices(&[0, 2]), &ce, &mut [])
+            k.cross_entropy(x, cols, Target::Indices(targets), &ce, losses)
                 .map(|_| ()),
         );
         fail(
-            k.cross_entropy_with_grad(&x, 3, Target::Indices(&[0, 2]), &ce, &mut [], &mut grad)
+            k.cross_entropy_with_grad(x, cols, Target::Indices(targets), &ce, losses, grad)
                 .map(|_| ()),
         );
-        fail(k.nll_loss(&row, 3, &[1, 0], &ce, &mut []).map(|_| ()));
+        let q = opaque(&[0.25f32, 0.25, 0.5, 0.0, 1.0, 0.0][..]);
+        fail(
+            k.cross_entropy_with_grad(x, cols, Target::Probabilities(q), &ce, losses, grad)
+                .map(|_| ()),
+        );
+        fail(
+            k.nll_loss(row, cols, opaque(&[1, 0][..]), &ce, losses)
+                .map(|_| ()),
+        );
         let bce = BceWithLogits::new();
         fail(
-            k.binary_cross_entropy_with_logits(&x, &[0.0, 1.0, 1.0, 0.0, 1.0, 0.0], &bce, &mut [])
-                .map(|_| ()),
+            k.binary_cross_entropy_with_logits(
+                x,
+                opaque(&[0.0, 1.0, 1.0, 0.0, 1.0, 0.0][..]),
+                &bce,
+                opaque(&mut [][..]),
+            )
+            .map(|_| ()),
         );
         fail(
-            k.binary_cross_entropy_with_logits_with_grad(&x, &[1.0; 6], &bce, &mut [], &mut grad)
-                .map(|_| ()),
+            k.binary_cross_entropy_with_logits_with_grad(
+                x,
+                opaque(&[1.0; 6][..]),
+                &bce,
+                opaque(&mut [][..]),
+                grad,
+            )
+            .map(|_| ()),
         );
-        let p = [0.25f32, 0.25, 0.5];
-        let _ = k.entropy(&p);
-        fail(k.distribution_cross_entropy(&p, &p).map(|_| ()));
+        let p = opaque(&[0.25f32, 0.25, 0.5][..]);
+        let _ = k.entropy(p);
+        fail(k.distribution_cross_entropy(p, p).map(|_| ()));
         fail(
-            k.kl_div(&row[..3], &p, 3, false, KlReduction::BatchMean, &mut [])
-                .map(|_| ()),
+            k.kl_div(
+                opaque(row.get(..3).unwrap_or_default()),
+                p,
+                cols,
+                opaque(false),
+                KlReduction::BatchMean,
+                opaque(&mut [][..]),
+            )
+            .map(|_| ()),
         );
     }
-    let mut y = [0.0f32; 2];
-    fail(mlp_kernels::relu(&[1.0, -1.0], &mut y));
-    mlp_kernels::relu_in_place(&mut y);
-    fail(mlp_kernels::relu_backward(&[1.0, 0.0], &[1.0, 1.0], &mut y));
-    fail(mlp_kernels::relu_backward_in_place(&[1.0, 0.0], &mut y));
-    fail(mlp_kernels::exp(&[1.0, 0.0], &mut y));
-    mlp_kernels::exp_in_place(&mut y);
+    let mut y_store = [0.0f32; 2];
+    let y = opaque(&mut y_store[..]);
+    fail(mlp_kernels::relu(opaque(&[1.0, -1.0][..]), y));
+    mlp_kernels::relu_in_place(y);
+    fail(mlp_kernels::relu_backward(
+        opaque(&[1.0, 0.0][..]),
+        opaque(&[1.0, 1.0][..]),
+        y,
+    ));
+    fail(mlp_kernels::relu_backward_in_place(
+        opaque(&[1.0, 0.0][..]),
+        y,
+    ));
+    fail(mlp_kernels::exp(opaque(&[1.0, 0.0][..]), y));
+    mlp_kernels::exp_in_place(y);
     fail(mlp_kernels::sgd_step(
-        &Sgd::new(0.1),
-        &mut y,
-        &[1.0, 1.0],
-        &mut [],
-        true,
+        &Sgd::new(opaque(0.1)),
+        y,
+        opaque(&[1.0, 1.0][..]),
+        opaque(&mut [][..]),
+        opaque(true),
     ));
     failures
+}
+
+/// The negative control of `scripts/no-panic.sh`: a panic any input can reach.
+#[cfg(feature = "reachable-panic")]
+#[unsafe(no_mangle)]
+pub extern "C" fn mlp_kernels_negative_control(i: usize) -> f32 {
+    let x = [1.0f32; 4];
+    x[opaque(i)]
 }
