@@ -1178,3 +1178,91 @@ fn class_weights_whose_f32_sum_overflows_give_a_loss_and_gradient_that_agree() {
         }
     }
 }
+
+#[test]
+fn subnormal_class_weights_keep_the_smoothing_term_and_a_finite_mean_gradient() {
+    // PyTorch's float32 run multiplies subnormal weights as they are: the smoothing
+    // term rounds away and 1 / (weight sum) overflows, so its mean gradient is inf or
+    // NaN. The crate scales tiny weights by a power of two and undoes it on each
+    // loss: every answer here is the f64 definition's, rounded once (or nearly).
+    let x = [2.0f32, 0.0, -1.0, 0.5, 1.5, 0.0, -0.25, 3.0, 1.0];
+    let q = [0.2f32, 0.5, 0.3, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0];
+    let y = [0i64, 1, 2];
+    let x64 = to64(&x);
+    let tiny = f32::from_bits(1); // 2^-149, the smallest subnormal
+    let weight_sets: [[f32; 3]; 4] = [
+        [1e-40, 3e-41, 2e-39],
+        [tiny, tiny, tiny],
+        [tiny, 2.0 * tiny, 1e-44],
+        [1e-30, 4e-25, 2e-20], // normal, below the scaling threshold
+    ];
+    // Within a few f32 roundings of the exact value; subnormal answers (Sum, None)
+    // also within a few of the smallest subnormal's steps.
+    let near = |got: f32, want: f64| {
+        (f64::from(got) - want).abs() <= 1e-5 * want.abs() + 4.0 * f64::from(tiny)
+    };
+    for w in &weight_sets {
+        for eps in [0.0f32, 0.1, 1.0] {
+            for reduction in [Reduction::None, Reduction::Sum, Reduction::Mean] {
+                for prob in [false, true] {
+                    let o = Opts {
+                        weighted: true,
+                        ignore: None,
+                        eps,
+                        reduction,
+                    };
+                    let rt = if prob {
+                        RTarget::Prob(&q)
+                    } else {
+                        RTarget::Idx(&y)
+                    };
+                    let (want, want_rows, want_grad) = r_ce(&x64, 3, &rt, Some(w), &o);
+                    let target = if prob {
+                        Target::Probabilities(&q)
+                    } else {
+                        Target::Indices(&y)
+                    };
+                    let ce = CrossEntropy::new()
+                        .with_weight(w)
+                        .with_label_smoothing(eps)
+                        .with_reduction(reduction);
+                    for k in kernels() {
+                        let what = format!(
+                            "{} w={w:?} eps={eps} {reduction:?} prob={prob}",
+                            k.backend()
+                        );
+                        let (mut rows, mut g) = ([0.0f32; 3], [0.0f32; 9]);
+                        let loss = k
+                            .cross_entropy_with_grad(&x, 3, target, &ce, &mut rows, &mut g)
+                            .unwrap();
+                        let loss_only = k.cross_entropy(&x, 3, target, &ce, &mut []);
+                        if reduction != Reduction::None {
+                            assert!(near(loss, want), "{what}: loss {loss} vs {want}");
+                            assert_eq!(loss_only, Ok(loss), "{what}");
+                        }
+                        for (a, b) in rows.iter().zip(&want_rows) {
+                            assert!(near(*a, *b), "{what}: rows {rows:?} vs {want_rows:?}");
+                        }
+                        for (a, b) in g.iter().zip(&want_grad) {
+                            assert!(near(*a, *b), "{what}: grad {g:?} vs {want_grad:?}");
+                        }
+                        if !prob {
+                            // nll_loss of the exact log-probabilities gives the same loss.
+                            let lp: Vec<f32> = x64
+                                .chunks(3)
+                                .flat_map(|r| {
+                                    let (m, l) = r_shifted(r);
+                                    r.iter().map(move |&v| ((v - m) - l) as f32)
+                                })
+                                .collect();
+                            let nll = k.nll_loss(&lp, 3, &y, &ce, &mut [0.0; 3]).unwrap();
+                            if reduction != Reduction::None {
+                                assert!(near(nll, want), "{what}: nll_loss {nll} vs {want}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -123,8 +123,44 @@ impl Default for CrossEntropy<'_> {
 
 /// A call's checked shape and its reduction's divisor.
 struct Plan {
-    /// What the summed row losses are divided by (1 unless the reduction is Mean).
+    /// What the summed row losses are divided by: 1 unless the reduction is Mean,
+    /// times `weight_scale`, by which the kernels multiply every class weight.
     divisor: f64,
+    /// See [`weight_scale`].
+    weight_scale: f32,
+}
+
+/// Class weights below this in magnitude are scaled up (see [`weight_scale`]); above
+/// it, no product or sum of the loss comes near f32's subnormals, and the kernels
+/// read the weights as given, bit for bit as PyTorch.
+const TINY_WEIGHTS: f32 = 1.0 / (1u64 << 60) as f32;
+
+/// A power of two by which the kernels multiply every class weight, undone on each
+/// row loss and in the divisor, so that the answer is the same mathematics.
+///
+/// It is 1 except when every weight is finite and below [`TINY_WEIGHTS`]: then it
+/// lifts the largest into [1, 2) (at most by 2^127, f32's largest power of two).
+/// PyTorch multiplies subnormal weights as they are, so its smoothing term rounds
+/// away to 0 and 1 / (weight sum), its mean gradient's scale, overflows to inf; here
+/// both keep f32's full precision. A power of two keeps each product exactly the
+/// scaled product.
+fn weight_scale(weight: Option<&[f32]>) -> f32 {
+    let Some(w) = weight else { return 1.0 };
+    let mut max = 0.0f32;
+    for &x in w {
+        if !x.is_finite() {
+            return 1.0;
+        }
+        max = max.max(x.abs());
+    }
+    if max == 0.0 || max >= TINY_WEIGHTS {
+        return 1.0;
+    }
+    // f64 holds every f32 subnormal as a normal number: its exponent field is
+    // floor(log2(max)) + 1023.
+    let exponent = ((f64::from(max).to_bits() >> 52) & 0x7ff) as i32 - 1023;
+    let lift = (-exponent).min(127);
+    f32::from_bits(((127 + lift) as u32) << 23)
 }
 
 /// Every check of a cross-entropy or nll call, before anything is written.
@@ -196,7 +232,11 @@ fn plan(
     } else {
         1.0
     };
-    Ok(Plan { divisor })
+    let weight_scale = weight_scale(opts.weight);
+    Ok(Plan {
+        divisor: divisor * f64::from(weight_scale),
+        weight_scale,
+    })
 }
 
 /// The weight of class `c`, or `None` if `c` is not in `0..classes`.
@@ -216,6 +256,7 @@ struct CeRows<'a, const GRAD: bool> {
     target: Target<'a>,
     opts: &'a CrossEntropy<'a>,
     scale: f32,
+    weight_scale: f32,
     losses: &'a mut [f32],
     grad: &'a mut [f32],
 }
@@ -230,7 +271,7 @@ impl<const GRAD: bool> WithSimd for CeRows<'_, GRAD> {
             self.classes,
             self.target,
             self.opts,
-            self.scale,
+            (self.scale, self.weight_scale),
             self.losses,
             self.grad,
         )
@@ -254,8 +295,11 @@ impl Kernels {
     /// the summed target weights, is kept in f64: where its float32 sum would
     /// overflow, PyTorch returns a loss of 0 (or NaN with label smoothing) beside a
     /// finite gradient, and this crate the exact mean that matches its gradient.
-    /// Known gap: weights so small (subnormal) that 1 / their sum overflows f32 give
-    /// the right loss but an infinite or NaN mean gradient, as in PyTorch.
+    /// Class weights all below 2^-60 (subnormal ones included) are scaled by a power
+    /// of two inside the call and the scale undone on every loss: where PyTorch's
+    /// float32 run loses the smoothing term and returns an infinite or NaN mean
+    /// gradient (1 / weight sum overflows), this crate returns its float64 answer,
+    /// rounded to f32. Larger weights are used exactly as given.
     ///
     /// `Err` before anything is written: `classes` is 0 or does not divide the
     /// logits, `label_smoothing` is not in `[0, 1]`, a class index is neither in
@@ -280,6 +324,7 @@ impl Kernels {
                 target,
                 opts,
                 scale: 1.0,
+                weight_scale: p.weight_scale,
                 losses,
                 grad: &mut [],
             })
@@ -329,6 +374,7 @@ impl Kernels {
             target,
             opts,
             scale,
+            weight_scale: p.weight_scale,
             losses: &mut *losses,
             grad,
         });
@@ -362,6 +408,7 @@ impl Kernels {
         )?;
         let e = opts.label_smoothing;
         let k = f64::from(e) / classes as f64;
+        let ws = p.weight_scale;
         let mut total = Sums::default();
         // (`classes` > 0 was checked; `max` shows the compiler so.)
         for (r, (lp, &c)) in log_probs
@@ -371,7 +418,7 @@ impl Kernels {
         {
             let mut loss = 0.0f32;
             if Some(c) != opts.ignore_index {
-                let wy = class_weight(opts.weight, c, classes).unwrap_or(f32::NAN);
+                let wy = class_weight(opts.weight, c, classes).unwrap_or(f32::NAN) * ws;
                 let lpy = usize::try_from(c).ok().and_then(|c| lp.get(c)).copied();
                 // PyTorch's (1 - e) nll + e/C smooth, nll formed in f32 as PyTorch does.
                 let nll = wy * -lpy.unwrap_or(f32::NAN);
@@ -382,7 +429,7 @@ impl Kernels {
                         Some(w) => lp
                             .iter()
                             .zip(w)
-                            .map(|(&l, &w)| f64::from(w) * f64::from(l))
+                            .map(|(&l, &w)| f64::from(w * ws) * f64::from(l))
                             .sum(),
                         None => lp.iter().map(|&l| f64::from(l)).sum(),
                     };
@@ -391,6 +438,8 @@ impl Kernels {
                     loss += smooth;
                 }
             }
+            // The row's loss without the weight scale (an exact no-op at scale 1).
+            let loss = (f64::from(loss) / f64::from(ws)) as f32;
             if let Some(l) = losses.get_mut(r) {
                 *l = loss;
             }

@@ -260,6 +260,7 @@ const BLOCK: usize = 16;
 fn finish_rows<const ACC: bool>(
     stats: &[RowStat],
     keep: f32,
+    weight_scale: f32,
     losses: &mut [f32],
     total: &mut Sums,
 ) {
@@ -286,6 +287,8 @@ fn finish_rows<const ACC: bool>(
                 loss
             }
         };
+        // The row's loss without the weight scale (an exact no-op at scale 1).
+        let loss = (f64::from(loss) / f64::from(weight_scale)) as f32;
         if let Some(l) = losses.get_mut(st.row) {
             *l = loss;
         }
@@ -411,7 +414,7 @@ fn ce_rows<S: Simd, const ACC: bool, const GRAD: bool>(
     classes: usize,
     idx: Option<&[i64]>,
     opts: &CrossEntropy,
-    scale: f32,
+    (scale, ws): (f32, f32),
     losses: &mut [f32],
     grad: &mut [f32],
     tv: impl Fn(usize, usize, usize) -> S::V,
@@ -454,7 +457,7 @@ fn ce_rows<S: Simd, const ACC: bool, const GRAD: bool>(
                 continue;
             }
             // `plan` checked every index.
-            let wc = class_weight(opts.weight, c, classes).unwrap_or(f32::NAN);
+            let wc = class_weight(opts.weight, c, classes).unwrap_or(f32::NAN) * ws;
             own = Some((c as usize, wc));
         }
         let f = (keep, scale);
@@ -499,7 +502,7 @@ fn ce_rows<S: Simd, const ACC: bool, const GRAD: bool>(
             pending += 1;
         }
         if pending == BLOCK {
-            finish_rows::<ACC>(&stats, keep, losses, &mut total);
+            finish_rows::<ACC>(&stats, keep, ws, losses, &mut total);
             pending = 0;
         }
     }
@@ -511,6 +514,7 @@ fn ce_rows<S: Simd, const ACC: bool, const GRAD: bool>(
     finish_rows::<ACC>(
         stats.get(..pending).unwrap_or_default(),
         keep,
+        ws,
         losses,
         &mut total,
     );
@@ -526,13 +530,16 @@ pub(super) fn ce_kernel<S: Simd, const GRAD: bool>(
     classes: usize,
     target: Target,
     opts: &CrossEntropy,
-    scale: f32,
+    (scale, ws): (f32, f32),
     losses: &mut [f32],
     grad: &mut [f32],
 ) -> Sums {
     let e = opts.label_smoothing;
     let k = e / classes as f32;
     let (kv, av, zero) = (s.splat(k), s.splat(1.0 - e), s.splat(0.0));
+    // The weights times the weight scale `ws`, a power of two (1 but for tiny weights):
+    // (k ws) w rounds as ws (k w) does, exactly.
+    let (kwv, wsv) = (s.splat(k * ws), s.splat(ws));
     let w = opts.weight.unwrap_or(&[]);
     match (target, opts.weight) {
         (Target::Indices(t), _) if e == 0.0 => ce_rows::<S, false, GRAD>(
@@ -541,7 +548,7 @@ pub(super) fn ce_kernel<S: Simd, const GRAD: bool>(
             classes,
             Some(t),
             opts,
-            scale,
+            (scale, ws),
             losses,
             grad,
             #[inline(always)]
@@ -553,7 +560,7 @@ pub(super) fn ce_kernel<S: Simd, const GRAD: bool>(
             classes,
             Some(t),
             opts,
-            scale,
+            (scale, ws),
             losses,
             grad,
             #[inline(always)]
@@ -567,11 +574,11 @@ pub(super) fn ce_kernel<S: Simd, const GRAD: bool>(
             classes,
             Some(t),
             opts,
-            scale,
+            (scale, ws),
             losses,
             grad,
             #[inline(always)]
-            |_, j, n| s.mul(kv, ld(s, w.get(j..).unwrap_or_default(), n)),
+            |_, j, n| s.mul(kwv, ld(s, w.get(j..).unwrap_or_default(), n)),
         ),
         (Target::Probabilities(q), None) => ce_rows::<S, true, GRAD>(
             s,
@@ -579,7 +586,7 @@ pub(super) fn ce_kernel<S: Simd, const GRAD: bool>(
             classes,
             None,
             opts,
-            scale,
+            (scale, ws),
             losses,
             grad,
             #[inline(always)]
@@ -597,13 +604,14 @@ pub(super) fn ce_kernel<S: Simd, const GRAD: bool>(
             classes,
             None,
             opts,
-            scale,
+            (scale, ws),
             losses,
             grad,
             #[inline(always)]
             |r, j, n| {
                 let qv = ld(s, q.get(r * classes + j..).unwrap_or_default(), n);
-                s.mul(ld(s, w.get(j..).unwrap_or_default(), n), s.fma(qv, av, kv))
+                let wv = s.mul(ld(s, w.get(j..).unwrap_or_default(), n), wsv);
+                s.mul(wv, s.fma(qv, av, kv))
             },
         ),
     }
