@@ -94,14 +94,14 @@ fn firmware_training_learns_and_matches_the_device_bit_for_bit() {
             "{path}: the device's weights differ from the host's"
         );
         for (e, l) in losses.iter().enumerate() {
-            let device = field(&log, &format!("epoch {}: mean training loss ", e + 1));
-            let device: Option<f32> = device.and_then(|v| v.parse().ok());
-            assert_eq!(
-                device.map(f32::to_bits),
-                Some(l.to_bits()),
-                "{path}: epoch {}",
-                e + 1
-            );
+            // "0.805362 (bits 3f4e2c39)": the firmware prints each float's bits.
+            let prefix = format!("epoch {}: mean training loss ", e + 1);
+            let bits = log
+                .lines()
+                .find_map(|l| l.strip_prefix(prefix.as_str()))
+                .and_then(|v| v.split_once("(bits ")?.1.strip_suffix(')'))
+                .and_then(|h| u32::from_str_radix(h, 16).ok());
+            assert_eq!(bits, Some(l.to_bits()), "{path}: epoch {}", e + 1);
         }
         let device_correct = log
             .lines()

@@ -642,6 +642,15 @@ unsafe fn scale_c(c: RawMat, beta: f32) {
     }
 }
 
+/// ceil(a / b), and a for b = 0: through `NonZero`, whose division has no zero check
+/// to panic, even where the optimiser keeps `usize::div_ceil` out of line (opt-level
+/// "s" on Cortex-M).
+#[inline(always)]
+fn div_ceil(a: usize, b: usize) -> usize {
+    let b = core::num::NonZeroUsize::new(b).unwrap_or(core::num::NonZeroUsize::MIN);
+    a / b + usize::from(a % b != 0)
+}
+
 /// The five loops around the micro-kernel.
 ///
 /// # Safety
@@ -700,7 +709,7 @@ unsafe fn blocked<S: GemmKernel>(
         // would pay a full pass over C for little work.
         // (`max` only shows the compiler what `blocks` and `gemm_raw` ensure: no
         // step or divisor is 0.)
-        let kc_step = k.div_ceil(k.div_ceil(kc_max).max(1)).max(1);
+        let kc_step = div_ceil(k, div_ceil(k, kc_max)).max(1);
         for pc in (0..k).step_by(kc_step) {
             let kc = kc_step.min(k - pc);
             let full = if b_in_place { nc / nr * nr } else { 0 };

@@ -306,6 +306,7 @@ impl Kernels {
     /// `0..classes` nor the ignore index ([`Error::ClassOutOfRange`] with its row),
     /// an ignore index is set with probability targets (PyTorch raises there too),
     /// or a slice has the wrong length.
+    #[inline]
     pub fn cross_entropy(
         &self,
         logits: &[f32],
