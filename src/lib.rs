@@ -40,6 +40,12 @@
 //! you pass, sized by a `*_workspace_len` function; every shape error is an [`Error`],
 //! checked before anything is written.
 //!
+//! No panic: in an optimised `no_std` build, no input reaches a panic from the
+//! kernels. CI proves it at link time (`scripts/no-panic.sh`): a consumer that calls
+//! every kernel on opaque inputs is linked with a panic handler that does not exist,
+//! for x86_64 and two Cortex-M targets. Internal invariants are `debug_assert!`s, so
+//! tests and fuzzing still stop on a broken one.
+//!
 //! # A whole training loop
 //!
 //! A 2-16-3 MLP learns which of three corners a noisy point lies next to: forward,
