@@ -6,7 +6,7 @@
 # Idempotent: it installs only what is missing.
 set -euo pipefail
 
-pkgs=(rustc-web cargo-web rust-web-src rust-web-llvm lld-22
+pkgs=(rustc-web cargo-web rust-web-src rust-web-llvm lld-22 llvm-22
       qemu-system-arm qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 missing=()
 for p in "${pkgs[@]}"; do

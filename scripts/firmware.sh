@@ -24,23 +24,30 @@ board_target() {
   esac
 }
 
-# build TARGET [PROFILE]: prints the ELF's path. With `no-panic-proof` the panic
-# handler calls a function defined nowhere, so the build links only if the optimised
-# firmware has no panic path: every binary run or measured here is so proven.
+# build TARGET [PROFILE]: builds the ELF (`elf` gives its path). With `no-panic-proof`
+# the panic handler calls a function defined nowhere, so the build links only if the
+# optimised firmware has no panic path: every binary run or measured here is proven.
+# Called as a command, not in `$(...)`: there a failed build (a panic path's failed
+# link among them) would go unnoticed and leave the previous ELF to be run.
 build() {
   local target=$1 profile=${2:-release}
   (cd examples/firmware &&
     RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 /usr/bin/cargo build --locked --quiet \
       --profile "$profile" -Zbuild-std=core -Zbuild-std-features=compiler-builtins-mem \
       --features no-panic-proof --target "$target" --target-dir "$root/target/cross" >&2)
-  echo "$root/target/cross/$target/$profile/mlp-kernels-firmware"
+}
+
+# elf TARGET [PROFILE]: the path `build` writes.
+elf() {
+  echo "$root/target/cross/$1/${2:-release}/mlp-kernels-firmware"
 }
 
 # run BOARD: runs the firmware, its output on stdout and in target/firmware/BOARD.log.
 run() {
   local machine target elf
   read -r machine target < <(board_target "$1")
-  elf=$(build "$target")
+  build "$target"
+  elf=$(elf "$target")
   mkdir -p target/firmware
   echo "== $machine ($target): $elf" >&2
   # QEMU exits with the firmware's semihosting exit status; a hang is a failure.
@@ -53,7 +60,8 @@ size() {
   local target elf profile
   for profile in release release-o3; do
     for target in thumbv7em-none-eabihf thumbv8m.main-none-eabihf; do
-      elf=$(build "$target" "$profile")
+      build "$target" "$profile"
+      elf=$(elf "$target" "$profile")
       echo "== $target, profile $profile"
       llvm-size-22 -A "$elf" | grep -E '^\.(vector_table|text|rodata|data|bss) '
       python3 scripts/firmware_size.py "$elf"

@@ -22,13 +22,14 @@ target_dir=${NO_PANIC_TARGET_DIR:-$PWD/target/no-panic}
 mkdir -p "$target_dir"
 
 # build [FEATURES]: the host staticlib, with line tables for panic_sites.py (they
-# change no code).
+# change no code). Called as a command (not in `$(...)`, where a failed build would
+# go unnoticed and leave an older library in place).
 build() {
   CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
     cargo build --locked --release --quiet --manifest-path tests/no_std_consumer/Cargo.toml \
     --target-dir "$target_dir" "$@"
-  echo "$target_dir/release/libno_std_consumer.a"
 }
+host_lib=$target_dir/release/libno_std_consumer.a
 
 # host_link LIB: a shared object whose roots are the consumer's exported functions.
 host_link() {
@@ -40,7 +41,9 @@ host_link() {
 # elf_link LIB: a static executable that starts at the consumer's entry point.
 elf_link() {
   ld.lld-22 --gc-sections --entry=mlp_kernels_smoke -u mlp_kernels_smoke \
-    -o "$target_dir/proof.elf" "$1" 2>"$target_dir/link.log"
+    -o "$target_dir/proof.elf" "$1" 2>"$target_dir/link.log" &&
+    # lld only warns about a missing entry point: require the root in the output.
+    llvm-nm-22 --defined-only "$target_dir/proof.elf" | grep -qw mlp_kernels_smoke
 }
 
 # judge LINK LIB NAME
@@ -61,10 +64,15 @@ judge() {
 
 case "${1:-host}" in
   host)
-    judge host_link "$(build)" "the host build"
+    build
+    judge host_link "$host_lib" "the host build"
     nm -D --defined-only "$target_dir/proof.so" | grep -qw mlp_kernels_smoke
-    lib=$(build --features reachable-panic)
-    if host_link "$lib" || ! grep -q mlp_kernels_reached_a_panic "$target_dir/link.log"; then
+    # The proven object runs, and every call in it succeeds: a call that always
+    # returned Err would let the optimiser drop the kernel it was meant to cover.
+    python3 -c 'import ctypes, sys; n = ctypes.CDLL(sys.argv[1]).mlp_kernels_smoke(); \
+print(f"the proven consumer runs: {n} failed calls"); sys.exit(n != 0)' "$target_dir/proof.so"
+    build --features reachable-panic
+    if host_link "$host_lib" || ! grep -q mlp_kernels_reached_a_panic "$target_dir/link.log"; then
       echo "negative control: a reachable panic linked, so the proof proves nothing" >&2
       exit 1
     fi

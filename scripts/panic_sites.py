@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 
-PANICS = re.compile(r"panic|slice_index_fail|unwrap_failed|expect_failed|len_mismatch")
+PANICS = re.compile(r"panic|slice_\w*fail|str\w*fail|unwrap_failed|expect_failed|len_mismatch")
 
 
 def sites(obj):

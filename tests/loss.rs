@@ -1266,3 +1266,40 @@ fn subnormal_class_weights_keep_the_smoothing_term_and_a_finite_mean_gradient() 
         }
     }
 }
+
+#[test]
+fn subnormal_class_weights_with_huge_logit_gaps_keep_a_finite_loss() {
+    // The weight scale stops at 2^-60: a scaled weight times a loss near f32's largest
+    // stays finite, so the promise "finite logits give a finite loss" holds here too.
+    let x = [1e38f32, -1e38, 0.0, -1e38, 1e38, 5.0];
+    let w = [1e-40f32, 3e-41, 2e-39];
+    let y = [1i64, 0];
+    for eps in [0.0f32, 0.1] {
+        for reduction in [Reduction::Sum, Reduction::Mean] {
+            let o = Opts {
+                weighted: true,
+                ignore: None,
+                eps,
+                reduction,
+            };
+            let (want, _, _) = r_ce(&to64(&x), 3, &RTarget::Idx(&y), Some(&w), &o);
+            let ce = CrossEntropy::new()
+                .with_weight(&w)
+                .with_label_smoothing(eps)
+                .with_reduction(reduction);
+            for k in kernels() {
+                let mut g = [0.0f32; 6];
+                let loss = k
+                    .cross_entropy_with_grad(&x, 3, Target::Indices(&y), &ce, &mut [], &mut g)
+                    .unwrap();
+                let what = format!("{} eps={eps} {reduction:?}", k.backend());
+                assert!(loss.is_finite(), "{what}: {loss}");
+                assert!(
+                    (f64::from(loss) - want).abs() <= 1e-5 * want.abs(),
+                    "{what}: {loss} vs {want}"
+                );
+                assert!(g.iter().all(|v| v.is_finite()), "{what}: {g:?}");
+            }
+        }
+    }
+}

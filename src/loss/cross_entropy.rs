@@ -139,11 +139,12 @@ const TINY_WEIGHTS: f32 = 1.0 / (1u64 << 60) as f32;
 /// row loss and in the divisor, so that the answer is the same mathematics.
 ///
 /// It is 1 except when every weight is finite and below [`TINY_WEIGHTS`]: then it
-/// lifts the largest into [1, 2) (at most by 2^127, f32's largest power of two).
-/// PyTorch multiplies subnormal weights as they are, so its smoothing term rounds
-/// away to 0 and 1 / (weight sum), its mean gradient's scale, overflows to inf; here
-/// both keep f32's full precision. A power of two keeps each product exactly the
-/// scaled product.
+/// lifts the largest to [`TINY_WEIGHTS`] (by at most 2^89, from the smallest
+/// subnormal, 2^-149). PyTorch multiplies subnormal weights as they are, so its
+/// smoothing term rounds away to 0 and 1 / (weight sum), its mean gradient's scale,
+/// overflows to inf; here both keep f32's full precision. The lift stops at 2^-60 so
+/// that a weight times a loss of any finite size stays finite, as it was; a power of
+/// two keeps every product exactly the scaled product.
 fn weight_scale(weight: Option<&[f32]>) -> f32 {
     let Some(w) = weight else { return 1.0 };
     let mut max = 0.0f32;
@@ -157,9 +158,9 @@ fn weight_scale(weight: Option<&[f32]>) -> f32 {
         return 1.0;
     }
     // f64 holds every f32 subnormal as a normal number: its exponent field is
-    // floor(log2(max)) + 1023.
+    // floor(log2(max)) + 1023, at most -61 here.
     let exponent = ((f64::from(max).to_bits() >> 52) & 0x7ff) as i32 - 1023;
-    let lift = (-exponent).min(127);
+    let lift = (-60 - exponent).clamp(1, 89);
     f32::from_bits(((127 + lift) as u32) << 23)
 }
 
@@ -299,7 +300,9 @@ impl Kernels {
     /// of two inside the call and the scale undone on every loss: where PyTorch's
     /// float32 run loses the smoothing term and returns an infinite or NaN mean
     /// gradient (1 / weight sum overflows), this crate returns its float64 answer,
-    /// rounded to f32. Larger weights are used exactly as given.
+    /// rounded to f32. Larger weights are used exactly as given. Known gap: weights
+    /// of both kinds in one call (say 1 and 1e-40) whose target weights sum below
+    /// f32's normal range still give PyTorch's infinite mean gradient.
     ///
     /// `Err` before anything is written: `classes` is 0 or does not divide the
     /// logits, `label_smoothing` is not in `[0, 1]`, a class index is neither in
@@ -439,8 +442,9 @@ impl Kernels {
                     loss += smooth;
                 }
             }
-            // The row's loss without the weight scale (an exact no-op at scale 1).
-            let loss = (f64::from(loss) / f64::from(ws)) as f32;
+            // The row's loss without the weight scale: times its inverse, a power of
+            // two, one rounding of the exact quotient (and exactly `loss` at scale 1).
+            let loss = loss * (1.0 / ws);
             if let Some(l) = losses.get_mut(r) {
                 *l = loss;
             }

@@ -287,8 +287,9 @@ fn finish_rows<const ACC: bool>(
                 loss
             }
         };
-        // The row's loss without the weight scale (an exact no-op at scale 1).
-        let loss = (f64::from(loss) / f64::from(weight_scale)) as f32;
+        // The row's loss without the weight scale: times its inverse, a power of two,
+        // one rounding of the exact quotient (and exactly `loss` at scale 1).
+        let loss = loss * (1.0 / weight_scale);
         if let Some(l) = losses.get_mut(st.row) {
             *l = loss;
         }

@@ -4,7 +4,7 @@
 //! panic path at all, and `--features no-panic-proof` makes the linker prove it.
 //!
 //! Floats are printed with six decimals, then their bits in hex, which the host test
-//! (`tests/firmware_parity.rs`) compares exactly.
+//! (`tests/firmware_parity.rs`) compares exactly: the decimals are for reading.
 
 use core::num::NonZeroU64;
 
@@ -41,7 +41,8 @@ impl Out {
     }
 
     /// `x` with six decimals (rounded half up in f64) and its bits:
-    /// `0.805362 (bits 3f4e2c80)`; `NaN`, `inf` and `-inf` as such.
+    /// `0.805362 (bits 3f4e2c39)`; from 1e12 on as `d.dddddde+N`; `NaN`, `inf` and
+    /// `-inf` as such.
     pub fn float(&mut self, x: f32) -> &mut Out {
         if x.is_nan() {
             self.str("NaN");
@@ -51,9 +52,19 @@ impl Out {
             if x.is_sign_negative() {
                 self.str("-");
             }
-            // An `as` cast saturates: no overflow for any f32.
-            let micros = (f64::from(x.abs()) * 1e6 + 0.5) as u64;
+            // Below 1e12 the micro-units fit a u64; above, a power of ten comes out.
+            let (mut v, mut e) = (f64::from(x.abs()), 0u64);
+            if v >= 1e12 {
+                while v >= 10.0 {
+                    v /= 10.0;
+                    e += 1;
+                }
+            }
+            let micros = (v * 1e6 + 0.5) as u64;
             self.uint(micros / 1_000_000, 1).str(".").uint(micros % 1_000_000, 6);
+            if e > 0 {
+                self.str("e+").uint(e, 1);
+            }
         }
         self.str(" (bits ").hex(u64::from(x.to_bits()), 8).str(")")
     }

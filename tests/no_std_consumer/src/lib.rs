@@ -6,7 +6,7 @@ use core::hint::black_box as opaque;
 use mlp_kernels::init::{FanMode, Nonlinearity};
 use mlp_kernels::{
     Backend, BceWithLogits, Caches, CrossEntropy, CsrRef, Kernels, KlReduction, Linear,
-    LinearGrads, MatMut, MatRef, Sgd, SparseLinear, Target, sparse_gemm_workspace_len,
+    LinearGrads, MatMut, MatRef, Reduction, Sgd, SparseLinear, Target, sparse_gemm_workspace_len,
 };
 
 // No definition of this exists anywhere. The panic handler calls it, so a build that
@@ -128,8 +128,8 @@ pub extern "C" fn mlp_kernels_smoke() -> u32 {
         let mut c_store = [0.0f32; 4];
         let c = opaque(&mut c_store[..]);
         let product = |c: &mut [f32], ws: &mut [f32]| -> Result<(), mlp_kernels::Error> {
-            let a = MatRef::new(x, m, kk, opaque(3), opaque(1))?;
-            let b = MatRef::row_major(x, kk, n)?.t().t();
+            let a = opaque(MatRef::new(x, m, kk, opaque(3), opaque(1))?);
+            let b = opaque(MatRef::row_major(x, kk, n)?.t().t());
             let _ = opaque((
                 a.get(1, 2),
                 a.rows(),
@@ -181,13 +181,13 @@ pub extern "C" fn mlp_kernels_smoke() -> u32 {
                 let b = MatRef::row_major(x, kk, n);
                 let cm = MatMut::row_major(c, m, n);
                 if let (Ok(b), Ok(cm)) = (b, cm) {
-                    fail(k.sparse_gemm(opaque(1.0), s, b, opaque(0.5), cm, ws));
+                    fail(k.sparse_gemm(opaque(1.0), s, opaque(b), opaque(0.5), cm, ws));
                 }
                 let b = MatRef::row_major(x, m, kk);
                 let mut ct = [0.0f32; 9];
                 let cm = MatMut::row_major(opaque(&mut ct[..]), kk, kk);
                 if let (Ok(b), Ok(cm)) = (b, cm) {
-                    fail(k.sparse_t_gemm(opaque(1.0), s, b, opaque(0.0), cm, ws));
+                    fail(k.sparse_t_gemm(opaque(1.0), s, opaque(b), opaque(0.0), cm, ws));
                 }
                 let (mut to, mut ti, mut tv) = ([0usize; 4], [0u32; 3], [0.0f32; 3]);
                 let t = s.transpose_into(
@@ -227,30 +227,47 @@ pub extern "C" fn mlp_kernels_smoke() -> u32 {
         let grad = opaque(&mut grad_store[..]);
         let targets = opaque(&[0i64, 2][..]);
         let class_weights = opaque(&[1.0f32, 0.5, 2.0][..]);
-        let ce = CrossEntropy::new()
-            .with_label_smoothing(opaque(0.1))
-            .with_weight(class_weights)
-            .with_ignore_index(opaque(-100));
+        let ce = opaque(
+            CrossEntropy::new()
+                .with_label_smoothing(opaque(0.1))
+                .with_weight(class_weights)
+                .with_ignore_index(opaque(-100))
+                .with_reduction(opaque(Reduction::Mean)),
+        );
+        // Probability targets refuse an ignore index (as PyTorch does).
+        let soft = opaque(
+            CrossEntropy::new()
+                .with_label_smoothing(opaque(0.1))
+                .with_weight(class_weights)
+                .with_reduction(opaque(Reduction::Sum)),
+        );
         let mut losses = [0.0f32; 2];
         let losses = opaque(&mut losses[..]);
         fail(
-            k.cross_entropy(x, cols, Target::Indices(targets), &ce, losses)
+            k.cross_entropy(x, cols, opaque(Target::Indices(targets)), &ce, losses)
                 .map(|_| ()),
         );
         fail(
-            k.cross_entropy_with_grad(x, cols, Target::Indices(targets), &ce, losses, grad)
+            k.cross_entropy_with_grad(x, cols, opaque(Target::Indices(targets)), &ce, losses, grad)
                 .map(|_| ()),
         );
         let q = opaque(&[0.25f32, 0.25, 0.5, 0.0, 1.0, 0.0][..]);
         fail(
-            k.cross_entropy_with_grad(x, cols, Target::Probabilities(q), &ce, losses, grad)
-                .map(|_| ()),
+            k.cross_entropy_with_grad(
+                x,
+                cols,
+                opaque(Target::Probabilities(q)),
+                &soft,
+                losses,
+                grad,
+            )
+            .map(|_| ()),
         );
         fail(
             k.nll_loss(row, cols, opaque(&[1, 0][..]), &ce, losses)
                 .map(|_| ()),
         );
-        let bce = BceWithLogits::new();
+        let bce = opaque(BceWithLogits::new().with_reduction(opaque(Reduction::Mean)));
         fail(
             k.binary_cross_entropy_with_logits(
                 x,
@@ -279,7 +296,7 @@ pub extern "C" fn mlp_kernels_smoke() -> u32 {
                 p,
                 cols,
                 opaque(false),
-                KlReduction::BatchMean,
+                opaque(KlReduction::BatchMean),
                 opaque(&mut [][..]),
             )
             .map(|_| ()),
