@@ -23,7 +23,11 @@ impl Simd for Portable {
         debug_assert!(s.len() >= 8, "load of {} floats", s.len());
         // A short slice (a broken invariant) loads zeros: the smallest code for
         // Cortex-M, where this backend runs and code size is counted.
-        f32x8::new(s.first_chunk::<8>().copied().unwrap_or([0.0; 8]))
+        let a: [f32; 8] = match s.get(..8) {
+            Some(h) => [h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]],
+            None => [0.0; 8],
+        };
+        f32x8::new(a)
     }
     #[inline(always)]
     fn store(self, s: &mut [f32], v: f32x8) {
