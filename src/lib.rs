@@ -128,6 +128,7 @@
 pub struct ReadmeDoctests;
 
 mod activation;
+mod checked;
 mod error;
 mod exp;
 pub mod gemm;

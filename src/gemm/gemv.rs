@@ -3,6 +3,7 @@
 //! only add a second pass over it.
 
 use super::MatRef;
+use crate::checked::{part, part_mut};
 use crate::simd::Simd;
 
 /// Whether B has a unit stride in either direction (else the blocked path packs it).
@@ -48,7 +49,7 @@ pub(super) unsafe fn gemv<S: Simd>(
                 let row = b.run(p, j, n - j);
                 acc = s.fma(s.splat(a_at(p)), s.load_partial(row, 0.0), acc);
             }
-            finish.store(acc, c.get_mut(j..).unwrap_or_default());
+            finish.store(acc, part_mut(c, j..));
         }
     } else {
         // Columns of B are contiguous: c[j] = dot(a, B[.., j]), four columns at a time.
@@ -79,8 +80,8 @@ pub(super) unsafe fn gemv<S: Simd>(
             for (o, &x) in buf.iter_mut().zip(&acc).take(h) {
                 *o = s.reduce_sum(x);
             }
-            let v = s.load_partial(buf.get(..h).unwrap_or_default(), 0.0);
-            finish.store(v, c.get_mut(j..j + h).unwrap_or_default());
+            let v = s.load_partial(part(&buf, ..h), 0.0);
+            finish.store(v, part_mut(c, j..j + h));
             j += h;
         }
     }
@@ -110,7 +111,7 @@ fn strip<S: Simd, const NV: usize>(
             *x = s.fma(ap, s.load(chunk), *x);
         }
     }
-    let c = c.get_mut(j..j + w).unwrap_or_default();
+    let c = part_mut(c, j..j + w);
     for (x, out) in acc.iter().zip(c.chunks_exact_mut(S::LANES)) {
         finish.store(*x, out);
     }

@@ -12,6 +12,7 @@
 
 use super::cross_entropy::{CrossEntropy, Reduction, Target, class_weight};
 use super::softmax::{exp_masked, first_lanes, row_max};
+use crate::checked::{item, part, part_mut};
 use crate::simd::{MAX_LANES, Simd};
 
 const NEG_INF: f32 = f32::NEG_INFINITY;
@@ -342,13 +343,13 @@ fn small_row<S: Simd, const ACC: bool, const GRAD: bool, const NV: usize>(
     let whole = x.len() >= NV * l;
     let mut v = [ninf; NV];
     for (k, vk) in v.iter_mut().enumerate() {
-        let part = x.get(k * l..).unwrap_or_default();
+        let xk = part(x, k * l..);
         *vk = if k + 1 < NV {
-            s.load(part)
+            s.load(xk)
         } else if whole {
-            s.select(tail, s.load(part), ninf)
+            s.select(tail, s.load(xk), ninf)
         } else {
-            s.load_partial(part.get(..n - k * l).unwrap_or_default(), NEG_INF)
+            s.load_partial(part(xk, ..n - k * l), NEG_INF)
         };
     }
     let m = s.reduce_max(v.iter().fold(s.splat(NEG_INF), |a, &b| s.max(a, b)));
@@ -393,11 +394,11 @@ fn small_row<S: Simd, const ACC: bool, const GRAD: bool, const NV: usize>(
                 y = s.sub(y, s.select(hot, s.splat(kk), zero));
             }
             let whole = g.len() >= NV * l;
-            let out = g.get_mut(k * l..).unwrap_or_default();
+            let out = part_mut(g, k * l..);
             if k + 1 < NV || whole {
                 s.store(out, y);
             } else {
-                s.store_partial(out.get_mut(..n - k * l).unwrap_or_default(), y);
+                s.store_partial(part_mut(out, ..n - k * l), y);
             }
         }
     }
@@ -458,12 +459,13 @@ fn ce_rows<S: Simd, const ACC: bool, const GRAD: bool>(
                 continue;
             }
             // `plan` checked every index.
+            debug_assert!(class_weight(opts.weight, c, classes).is_some());
             let wc = class_weight(opts.weight, c, classes).unwrap_or(f32::NAN) * ws;
             own = Some((c as usize, wc));
         }
         let f = (keep, scale);
         // This row and the rest of the batch.
-        let x_on = x.get(r * classes..).unwrap_or_default();
+        let x_on = part(x, r * classes..);
         let (m, sum, tt, aa) = match vectors {
             1 => small_row::<S, ACC, GRAD, 1>(s, r, (x_on, classes), g_on, own, f, tail, &tv),
             2 => small_row::<S, ACC, GRAD, 2>(s, r, (x_on, classes), g_on, own, f, tail, &tv),
@@ -491,7 +493,7 @@ fn ce_rows<S: Simd, const ACC: bool, const GRAD: bool>(
                 (m, sum, tt, aa)
             }
         };
-        let own_d = own.map(|(c, wy)| (m - xr.get(c).copied().unwrap_or(f32::NAN), wy));
+        let own_d = own.map(|(c, wy)| (m - item(xr, c, f32::NAN), wy));
         if let Some(slot) = stats.get_mut(pending) {
             *slot = RowStat {
                 row: r,
@@ -512,13 +514,7 @@ fn ce_rows<S: Simd, const ACC: bool, const GRAD: bool>(
     {
         Pending { row, g, c, own }.finish::<S, ACC>(s, 0, scale, &tv);
     }
-    finish_rows::<ACC>(
-        stats.get(..pending).unwrap_or_default(),
-        keep,
-        ws,
-        losses,
-        &mut total,
-    );
+    finish_rows::<ACC>(part(&stats, ..pending), keep, ws, losses, &mut total);
     total
 }
 
@@ -579,7 +575,7 @@ pub(super) fn ce_kernel<S: Simd, const GRAD: bool>(
             losses,
             grad,
             #[inline(always)]
-            |_, j, n| s.mul(kwv, ld(s, w.get(j..).unwrap_or_default(), n)),
+            |_, j, n| s.mul(kwv, ld(s, part(w, j..), n)),
         ),
         (Target::Probabilities(q), None) => ce_rows::<S, true, GRAD>(
             s,
@@ -591,13 +587,7 @@ pub(super) fn ce_kernel<S: Simd, const GRAD: bool>(
             losses,
             grad,
             #[inline(always)]
-            |r, j, n| {
-                s.fma(
-                    ld(s, q.get(r * classes + j..).unwrap_or_default(), n),
-                    av,
-                    kv,
-                )
-            },
+            |r, j, n| s.fma(ld(s, part(q, r * classes + j..), n), av, kv),
         ),
         (Target::Probabilities(q), Some(_)) => ce_rows::<S, true, GRAD>(
             s,
@@ -610,8 +600,8 @@ pub(super) fn ce_kernel<S: Simd, const GRAD: bool>(
             grad,
             #[inline(always)]
             |r, j, n| {
-                let qv = ld(s, q.get(r * classes + j..).unwrap_or_default(), n);
-                let wv = s.mul(ld(s, w.get(j..).unwrap_or_default(), n), wsv);
+                let qv = ld(s, part(q, r * classes + j..), n);
+                let wv = s.mul(ld(s, part(w, j..), n), wsv);
                 s.mul(wv, s.fma(qv, av, kv))
             },
         ),

@@ -11,6 +11,7 @@
 
 use super::cross_entropy::{CrossEntropy, Target};
 use super::fused::Sums;
+use crate::checked::part;
 
 /// Whether the call must take this path: an infinite weight that reaches every row's
 /// loss (with label smoothing, or probability targets).
@@ -65,7 +66,7 @@ pub(super) fn sums(
                 }
             }
             Target::Probabilities(q) => {
-                let row = q.get(r * classes..(r + 1) * classes).unwrap_or_default();
+                let row = part(q, r * classes..(r + 1) * classes);
                 let loss: f64 = row
                     .iter()
                     .enumerate()

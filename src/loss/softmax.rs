@@ -14,6 +14,7 @@
 //! everywhere (inf - inf). A NaN gives NaN in every case.
 
 use super::rows_of;
+use crate::checked::part;
 use crate::error::check_len;
 use crate::gemm::GemmKernel;
 use crate::simd::{MAX_LANES, Simd, WithSimd, map_in_place, map_into};
@@ -106,7 +107,7 @@ fn row_sum_exp<S: Simd, const AHEAD: bool>(
             mx = s.max(mx, s.load(nx));
         }
         acc[0] = s.add(acc[0], s.exp(s.sub(s.load(x), sh)));
-        (x.split_at(l).1, nx.get(l..).unwrap_or_default())
+        (x.split_at(l).1, part(nx, l..))
     } else {
         (x, nx)
     };
@@ -197,11 +198,11 @@ fn lse_parts<S: Simd, const AHEAD: bool>(
 fn lse_parts_two<S: Simd>(s: S, x: &[f32], n: usize, tail: S::M) -> (f32, f32) {
     let (l, ninf) = (S::LANES, s.splat(NEG_INF));
     let v0 = s.load(x);
-    let rest = x.get(l..).unwrap_or_default();
+    let rest = part(x, l..);
     let v1 = if rest.len() >= l {
         s.select(tail, s.load(rest), ninf)
     } else {
-        s.load_partial(rest.get(..n - l).unwrap_or_default(), NEG_INF)
+        s.load_partial(part(rest, ..n - l), NEG_INF)
     };
     let sh = lse_shift(s.reduce_max(s.max(v0, v1)));
     let shv = s.splat(sh);
@@ -224,11 +225,12 @@ fn lse_rows<S: Simd>(s: S, x: &[f32], cols: usize, out: &mut [f32]) {
         let mut parts = [(0.0f32, 0.0f32); BLOCK];
         for (i, p) in parts.iter_mut().enumerate().take(ob.len()) {
             let r = b * BLOCK + i;
-            let x_on = x.get(r * cols..).unwrap_or_default();
+            let x_on = part(x, r * cols..);
             if two {
                 *p = lse_parts_two(s, x_on, cols, tail);
             } else {
-                let xr = x_on.get(..cols).unwrap_or_default();
+                let xr = part(x_on, ..cols);
+                // Empty after the last row.
                 let next = x_on.get(cols..2 * cols).unwrap_or_default();
                 let (sum, sh, m_next) = lse_parts::<S, true>(s, xr, ahead, next);
                 (*p, ahead) = ((sum, sh), m_next);

@@ -3,6 +3,7 @@
 //! the view is made so that the kernels can trust it.
 
 use crate::Error;
+use crate::checked::{item, part};
 
 /// A read-only sparse matrix in compressed-row form.
 ///
@@ -120,11 +121,8 @@ impl<'a> CsrRef<'a> {
     /// The column indices and values of row `i` (empty outside the matrix).
     pub fn row(&self, i: usize) -> (&'a [u32], &'a [f32]) {
         match (self.offsets.get(i), self.offsets.get(i + 1)) {
-            // Checked in `new`: lo <= hi <= nnz, so neither `get` misses.
-            (Some(&lo), Some(&hi)) => (
-                self.indices.get(lo..hi).unwrap_or_default(),
-                self.values.get(lo..hi).unwrap_or_default(),
-            ),
+            // Checked in `new`: lo <= hi <= nnz.
+            (Some(&lo), Some(&hi)) => (part(self.indices, lo..hi), part(self.values, lo..hi)),
             _ => (&[], &[]),
         }
     }
@@ -135,7 +133,7 @@ impl<'a> CsrRef<'a> {
         }
         let (idx, val) = self.row(i);
         Some(match idx.binary_search(&(j as u32)) {
-            Ok(p) => val.get(p).copied().unwrap_or(0.0),
+            Ok(p) => item(val, p, 0.0),
             Err(_) => 0.0,
         })
     }

@@ -11,6 +11,7 @@
 //! B's row r stays in registers and C's rows are read and written per non-zero.
 
 use super::CsrRef;
+use crate::checked::part;
 use crate::gemm::GemmKernel;
 use crate::simd::{MAX_LANES, Simd};
 
@@ -301,10 +302,7 @@ pub(crate) unsafe fn scatter_rows<S: GemmKernel>(
                 // The row's entries are sorted: its run for C's rows lo..hi.
                 let a = idx.partition_point(|&p| (p as usize) < lo);
                 let z = idx.partition_point(|&p| (p as usize) < hi);
-                (idx, val) = (
-                    idx.get(a..z).unwrap_or_default(),
-                    val.get(a..z).unwrap_or_default(),
-                );
+                (idx, val) = (part(idx, a..z), part(val, a..z));
             }
             if idx.is_empty() {
                 continue;

@@ -161,7 +161,7 @@ impl Kernels {
             let packed = &mut workspace[..need];
             for (p, row) in packed.chunks_exact_mut(n.max(1)).enumerate() {
                 for (j, x) in row.iter_mut().enumerate() {
-                    *x = b.get(p, j).unwrap_or(0.0);
+                    *x = b.at(p, j);
                 }
             }
             (packed.as_ptr(), n)
@@ -305,7 +305,7 @@ impl Kernels {
                 let (idx, val) = s.row(r);
                 for (&p, &v) in idx.iter().zip(val) {
                     for j in 0..n {
-                        let bj = b.get(r, j).unwrap_or(0.0);
+                        let bj = b.at(r, j);
                         // SAFETY: (p, j) is an element of C (p < S cols = C rows).
                         unsafe {
                             let x = &mut *ptr.add(p as usize * rs + j * cs);
