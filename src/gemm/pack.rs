@@ -73,7 +73,8 @@ fn pack_b_transposed<S: GemmKernel>(
     for jb in (0..full_j).step_by(8) {
         for pb in (0..full_p).step_by(8) {
             // The block reads rows j0+jb..+8 at columns p0+pb..+8 of the stored B^T,
-            // all inside the view; it writes 8 rows of 8 inside the panel.
+            // all inside the view; it writes 8 rows of 8 inside the panel. (The
+            // length tests below decide; a short slice takes the element loop.)
             let src = b.data.get((j0 + jb) * b.cs + p0 + pb..).unwrap_or_default();
             let out = panel.get_mut(pb * nr + jb..).unwrap_or_default();
             if src.len() >= 7 * b.cs + 8 && out.len() >= 7 * nr + 8 {

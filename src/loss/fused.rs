@@ -474,6 +474,7 @@ fn ce_rows<S: Simd, const ACC: bool, const GRAD: bool>(
                     Some((row, m)) if row == r => m,
                     _ => row_max(s, xr),
                 };
+                // Empty after the last row.
                 let next = x
                     .get((r + 1) * classes..(r + 2) * classes)
                     .unwrap_or_default();
@@ -481,6 +482,7 @@ fn ce_rows<S: Simd, const ACC: bool, const GRAD: bool>(
                     let g = done.get_mut(row * classes..(row + 1) * classes)?;
                     Some(Pending { row, g, c, own })
                 });
+                // Empty without a gradient (`g_on` is then empty).
                 let g = g_on.get_mut(..classes).unwrap_or_default();
                 let (sum, tt, aa, m_next) =
                     row_sums::<S, ACC, GRAD>(s, r, xr, m, next, g, prev, scale, tail, &tv);
