@@ -165,7 +165,7 @@ impl<'a> MatRef<'a> {
     /// Element (i, j), or `None` outside the view.
     pub fn get(&self, i: usize, j: usize) -> Option<f32> {
         if i < self.rows && j < self.cols {
-            self.data.get(i * self.rs + j * self.cs).copied()
+            self.data.get(self.offset(i, j)).copied()
         } else {
             None
         }
@@ -180,10 +180,7 @@ impl<'a> MatRef<'a> {
             i < self.rows && j < self.cols,
             "({i}, {j}) outside the view"
         );
-        self.data
-            .get(i * self.rs + j * self.cs)
-            .copied()
-            .unwrap_or(0.0)
+        self.data.get(self.offset(i, j)).copied().unwrap_or(0.0)
     }
     /// The `len` contiguous floats from element (i, j): along row i when the column
     /// stride is 1, down column j when the row stride is 1. Debug builds assert that
@@ -196,7 +193,7 @@ impl<'a> MatRef<'a> {
                 || (self.rs == 1 && j < self.cols && i + len <= self.rows),
             "{len} floats from ({i}, {j}) leave the view"
         );
-        let start = i * self.rs + j * self.cs;
+        let start = self.offset(i, j);
         self.data.get(start..start + len).unwrap_or_default()
     }
     /// The address of element (i, j), for the micro-kernel's pointers; a wrapping
@@ -208,7 +205,12 @@ impl<'a> MatRef<'a> {
             i < self.rows && j < self.cols,
             "({i}, {j}) outside the view"
         );
-        self.data.as_ptr().wrapping_add(i * self.rs + j * self.cs)
+        self.data.as_ptr().wrapping_add(self.offset(i, j))
+    }
+    /// Where element (i, j) is in `data`.
+    #[inline(always)]
+    fn offset(&self, i: usize, j: usize) -> usize {
+        i * self.rs + j * self.cs
     }
     /// Distance between consecutive rows, in elements.
     pub fn row_stride(&self) -> usize {
@@ -668,7 +670,8 @@ unsafe fn blocked<S: GemmKernel>(
     let (m, n, k) = (a.rows, b.cols, a.cols);
     let (mr, nr) = (S::MR, S::NR);
     // This CPU's blocks, each at most the constant that sized the workspace.
-    let (kc_max, mc_max, nc_max) = blocking::blocks(&Caches::detect(), nr);
+    let caches = Caches::detect();
+    let (kc_max, mc_max, nc_max) = blocking::blocks(&caches, nr);
     // (Non-zero already; `max` shows the compiler so, for the steps below.)
     let (mc_max, nc_max) = (mc_max.max(mr), nc_max.max(nr));
     debug_assert!(kc_max <= KC && mc_max <= MC && nc_max <= NC);
@@ -701,7 +704,7 @@ unsafe fn blocked<S: GemmKernel>(
     // few L1 sets). So is a B that fits in half of L1 whatever m is: it stays there
     // for every row tile (64^3 on Zen 4: 6.25 us packed, 5.60 us in place). A last,
     // partial panel is always packed (zero-padded), so that no load leaves the matrix.
-    let b_fits_l1 = k.saturating_mul(n).saturating_mul(4) <= Caches::detect().l1d / 2;
+    let b_fits_l1 = k.saturating_mul(n).saturating_mul(4) <= caches.l1d / 2;
     let b_in_place = b.cs == 1 && (m <= 4 * mr || b_fits_l1) && !b.rs.is_multiple_of(128);
     for jc in (0..n).step_by(nc_max) {
         let nc = nc_max.min(n - jc);

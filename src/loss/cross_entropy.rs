@@ -423,8 +423,9 @@ impl Kernels {
             let mut loss = 0.0f32;
             if Some(c) != opts.ignore_index {
                 // `plan` checked every index.
-                debug_assert!(class_weight(opts.weight, c, classes).is_some());
-                let wy = class_weight(opts.weight, c, classes).unwrap_or(f32::NAN) * ws;
+                let wy = class_weight(opts.weight, c, classes);
+                debug_assert!(wy.is_some());
+                let wy = wy.unwrap_or(f32::NAN) * ws;
                 let lpy = usize::try_from(c).ok().and_then(|c| lp.get(c)).copied();
                 // PyTorch's (1 - e) nll + e/C smooth, nll formed in f32 as PyTorch does.
                 let nll = wy * -lpy.unwrap_or(f32::NAN);

@@ -459,8 +459,9 @@ fn ce_rows<S: Simd, const ACC: bool, const GRAD: bool>(
                 continue;
             }
             // `plan` checked every index.
-            debug_assert!(class_weight(opts.weight, c, classes).is_some());
-            let wc = class_weight(opts.weight, c, classes).unwrap_or(f32::NAN) * ws;
+            let wc = class_weight(opts.weight, c, classes);
+            debug_assert!(wc.is_some());
+            let wc = wc.unwrap_or(f32::NAN) * ws;
             own = Some((c as usize, wc));
         }
         let f = (keep, scale);

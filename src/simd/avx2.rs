@@ -44,19 +44,14 @@ impl Simd for Avx2 {
         debug_assert!(s.len() >= 8, "load of {} floats", s.len());
         match s.first_chunk::<8>() {
             Some(s) => unsafe { _mm256_loadu_ps(s.as_ptr()) },
-            None => unsafe { _mm256_loadu_ps(super::padded::<8>(s).as_ptr()) },
+            None => unsafe { _mm256_setzero_ps() },
         }
     }
     #[inline(always)]
     fn store(self, s: &mut [f32], v: __m256) {
         debug_assert!(s.len() >= 8, "store of {} floats", s.len());
-        match s.first_chunk_mut::<8>() {
-            Some(s) => unsafe { _mm256_storeu_ps(s.as_mut_ptr(), v) },
-            None => {
-                let mut a = [0.0f32; 8];
-                unsafe { _mm256_storeu_ps(a.as_mut_ptr(), v) };
-                super::copy_prefix(s, &a);
-            }
+        if let Some(s) = s.first_chunk_mut::<8>() {
+            unsafe { _mm256_storeu_ps(s.as_mut_ptr(), v) }
         }
     }
     /// `vmaskmovps` where the whole 32-byte span lies in the page of the slice's first

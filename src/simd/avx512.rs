@@ -46,19 +46,14 @@ impl Simd for Avx512 {
         debug_assert!(s.len() >= 16, "load of {} floats", s.len());
         match s.first_chunk::<16>() {
             Some(s) => unsafe { _mm512_loadu_ps(s.as_ptr()) },
-            None => unsafe { _mm512_loadu_ps(super::padded::<16>(s).as_ptr()) },
+            None => unsafe { _mm512_setzero_ps() },
         }
     }
     #[inline(always)]
     fn store(self, s: &mut [f32], v: __m512) {
         debug_assert!(s.len() >= 16, "store of {} floats", s.len());
-        match s.first_chunk_mut::<16>() {
-            Some(s) => unsafe { _mm512_storeu_ps(s.as_mut_ptr(), v) },
-            None => {
-                let mut a = [0.0f32; 16];
-                unsafe { _mm512_storeu_ps(a.as_mut_ptr(), v) };
-                super::copy_prefix(s, &a);
-            }
+        if let Some(s) = s.first_chunk_mut::<16>() {
+            unsafe { _mm512_storeu_ps(s.as_mut_ptr(), v) }
         }
     }
     #[inline(always)]

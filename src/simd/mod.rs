@@ -47,11 +47,11 @@ pub(crate) trait Simd: Copy {
     fn splat(self, x: f32) -> Self::V;
     /// Loads the first `LANES` elements of `s`; `s` must hold at least that many
     /// (checked in debug builds; rather than keep a panic path, a release build
-    /// loads a shorter `s` zero-padded on x86, as zeros on the portable backend).
+    /// loads zeros from a shorter `s`).
     fn load(self, s: &[f32]) -> Self::V;
     /// Stores into the first `LANES` elements of `s`; `s` must hold at least that
-    /// many (checked in debug builds; a release build stores what fits on x86,
-    /// nothing on the portable backend).
+    /// many (checked in debug builds; a release build stores nothing into a shorter
+    /// `s`).
     fn store(self, s: &mut [f32], v: Self::V);
     /// Loads `LANES` elements from `p`.
     ///
@@ -97,28 +97,6 @@ pub(crate) trait Simd: Copy {
     #[inline(always)]
     fn store_partial(self, s: &mut [f32], v: Self::V) {
         store_partial_buffered(self, s, v)
-    }
-}
-
-/// The first `N` elements of `s`, zero-padded: the release-build answer of a full
-/// load given a short slice (not recursive through `load_partial`, so that `load`
-/// stays inlinable).
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-#[inline(always)]
-pub(crate) fn padded<const N: usize>(s: &[f32]) -> [f32; N] {
-    let mut a = [0.0; N];
-    for (x, &y) in a.iter_mut().zip(s) {
-        *x = y;
-    }
-    a
-}
-
-/// Copies as much of `a` as fits into `s`.
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-#[inline(always)]
-pub(crate) fn copy_prefix(s: &mut [f32], a: &[f32]) {
-    for (x, &y) in s.iter_mut().zip(a) {
-        *x = y;
     }
 }
 

@@ -21,8 +21,6 @@ impl Simd for Portable {
     #[inline(always)]
     fn load(self, s: &[f32]) -> f32x8 {
         debug_assert!(s.len() >= 8, "load of {} floats", s.len());
-        // A short slice (a broken invariant) loads zeros: the smallest code for
-        // Cortex-M, where this backend runs and code size is counted.
         let a: [f32; 8] = match s.get(..8) {
             Some(h) => [h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]],
             None => [0.0; 8],
