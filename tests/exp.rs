@@ -114,8 +114,19 @@ fn avx2_and_avx512_agree_bit_for_bit() {
         return;
     }
     let mut rng = SplitMix(11);
+    // Random inputs, then every f32 whose e^x is subnormal (where the backends scale
+    // by 2^n differently: two products, or AVX-512's one vscalefps), then NaNs.
+    let subnormal_results = (-87.5f32).to_bits()..=(-104.0f32).to_bits();
+    let nans = [
+        f32::NAN,
+        -f32::NAN,
+        f32::from_bits(0x7f80_0001),
+        f32::from_bits(0xffc0_1234),
+    ];
     let xs: Vec<f32> = (0..100_003)
         .map(|_| rng.uniform(-105.0, 90.0) as f32)
+        .chain(subnormal_results.map(f32::from_bits))
+        .chain(nans)
         .collect();
     let mut a = vec![0.0; xs.len()];
     let mut b = vec![0.0; xs.len()];

@@ -129,6 +129,12 @@ impl Simd for Avx512 {
         }
     }
     #[inline(always)]
+    fn mul_pow2(self, x: __m512, n: __m512) -> __m512 {
+        // vscalefps: x * 2^floor(n), one rounding, subnormal results included (Rust
+        // never sets MXCSR's flush-to-zero); the same bits as the two-product default.
+        unsafe { _mm512_scalef_ps(x, n) }
+    }
+    #[inline(always)]
     fn reduce_sum(self, a: __m512) -> f32 {
         unsafe {
             let h = _mm256_add_ps(

@@ -81,6 +81,16 @@ pub(crate) trait Simd: Copy {
     /// that care find NaN another way (it poisons the sum that follows every max).
     fn reduce_max(self, a: Self::V) -> f32;
 
+    /// `x * 2^n` rounded once, for lanes holding an integral `n` in `-150..=129`
+    /// and an `x` in `[0.5, 2]` (so that both halves of the scale are normal).
+    /// Two exact-or-last-rounding products here; AVX-512 has it as one instruction.
+    #[inline(always)]
+    fn mul_pow2(self, x: Self::V, n: Self::V) -> Self::V {
+        let n1 = self.round(self.mul(n, self.splat(0.5)));
+        let n2 = self.sub(n, n1);
+        self.mul(self.mul(x, self.pow2i(n1)), self.pow2i(n2))
+    }
+
     /// e^x, see [`exp::exp`].
     #[inline(always)]
     fn exp(self, x: Self::V) -> Self::V {
