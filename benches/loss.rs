@@ -1,7 +1,8 @@
 //! The softmax cross-entropy family per backend on logits shaped [200, 10] (the MNIST
 //! batch), [256, 1000] and [64, 32000] (a language-model vocabulary): logsumexp per
 //! row, the forward cross-entropy (mean), and the fused loss + gradient, with a plain
-//! `copy_from_slice` of the logits as the memory-bandwidth reference.
+//! `copy_from_slice` of the logits as the memory-bandwidth reference; and the fused
+//! call on two threads, on the best backend.
 //!
 //! Throughput is in bytes moved: the logits read (logsumexp, forward), or read plus
 //! the gradient written (fused, and the copy, which reads and writes as much).
@@ -69,6 +70,25 @@ fn loss(c: &mut Criterion) {
                 })
             });
         }
+        // The best backend on two threads (the same bits; it splits from 32K logits).
+        let k = Kernels::detect();
+        mlp_kernels::prepare_threads(2);
+        group.bench_function(
+            BenchmarkId::new("cross_entropy_with_grad_2_threads", k.backend().name()),
+            |b| {
+                b.iter(|| {
+                    k.cross_entropy_with_grad_threaded(
+                        2,
+                        black_box(&x),
+                        cols,
+                        Target::Indices(&y),
+                        &opts,
+                        &mut [],
+                        &mut grad,
+                    )
+                })
+            },
+        );
         group.finish();
     }
 }

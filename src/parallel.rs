@@ -96,14 +96,14 @@ pub(crate) fn split_mut(
 /// A mutable slice's start, shared by the parts of a [`split`] job, each of which
 /// makes a slice of its own disjoint run from it.
 #[derive(Clone, Copy)]
-struct Shared(*mut f32);
+pub(crate) struct Shared(pub(crate) *mut f32);
 // SAFETY: the parts of a `split` job use disjoint runs, and the job ends before the
 // slice's borrow does.
 unsafe impl Sync for Shared {}
 impl Shared {
     /// # Safety
     /// `lo..hi` must be inside the slice and used by no other part.
-    unsafe fn run<'a>(self, lo: usize, hi: usize) -> &'a mut [f32] {
+    pub(crate) unsafe fn run<'a>(self, lo: usize, hi: usize) -> &'a mut [f32] {
         // SAFETY: the caller's.
         unsafe { core::slice::from_raw_parts_mut(self.0.add(lo), hi - lo) }
     }

@@ -1,5 +1,5 @@
-//! The threaded element-wise kernels give the single-threaded kernels' bits, for
-//! lengths around the per-thread minimum and odd tails.
+//! The threaded kernels (element-wise, and the cross-entropy) give the single-threaded
+//! kernels' bits, for lengths around the per-thread minimum and odd tails.
 
 mod common;
 
@@ -75,5 +75,87 @@ fn threaded_relu_is_the_single_threaded_relu() {
             k.relu_backward_in_place_threaded(2, &[0.0; 3], &mut [0.0; 4])
                 .is_err()
         );
+    }
+}
+
+#[test]
+fn threaded_cross_entropy_is_the_single_threaded_call() {
+    use mlp_kernels::{CrossEntropy, Reduction, Target};
+    if !common::threads_available("threaded_cross_entropy_is_the_single_threaded_call") {
+        return;
+    }
+    let mut rng = SplitMix(7);
+    let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+    // Shapes below and above the per-thread minimum (16K logits), rows that do and do
+    // not divide into the 16 chunks of the summation order.
+    for (rows, classes) in [
+        (0, 10),
+        (1, 10),
+        (200, 10),
+        (33, 1000),
+        (64, 3000),
+        (203, 170),
+    ] {
+        let n = rows * classes;
+        let x = random(n, &mut rng);
+        let idx: Vec<i64> = (0..rows)
+            .map(|_| (rng.next_u64() % classes as u64) as i64)
+            .collect();
+        // Every fifth row ignored where the options ask for it.
+        let idx_ignored: Vec<i64> = idx
+            .iter()
+            .enumerate()
+            .map(|(r, &c)| if r % 5 == 0 { -100 } else { c })
+            .collect();
+        let probs: Vec<f32> = (0..n)
+            .map(|_| rng.uniform(0.0, 1.0) as f32 / classes as f32)
+            .collect();
+        let w: Vec<f32> = (0..classes).map(|_| rng.uniform(0.1, 2.0) as f32).collect();
+        let base = [
+            CrossEntropy::new(),
+            CrossEntropy::new()
+                .with_label_smoothing(0.1)
+                .with_weight(&w),
+            CrossEntropy::new().with_reduction(Reduction::Sum),
+            CrossEntropy::new().with_reduction(Reduction::None),
+        ];
+        for k in kernels() {
+            for opts in &base {
+                let targets = [
+                    (Target::Indices(&idx), *opts),
+                    (Target::Indices(&idx_ignored), opts.with_ignore_index(-100)),
+                    (Target::Probabilities(&probs), *opts),
+                ];
+                for (t, o) in &targets {
+                    let (mut g1, mut g2) = (vec![0.0; n], vec![1.0; n]);
+                    let (mut l1, mut l2) = (vec![0.0; rows], vec![1.0; rows]);
+                    let one = k
+                        .cross_entropy_with_grad(&x, classes, *t, o, &mut l1, &mut g1)
+                        .unwrap();
+                    let two = k
+                        .cross_entropy_with_grad_threaded(2, &x, classes, *t, o, &mut l2, &mut g2)
+                        .unwrap();
+                    let ctx = format!("{} [{rows}, {classes}] {o:?}", k.backend());
+                    assert_eq!(one.to_bits(), two.to_bits(), "{ctx}: {one} {two}");
+                    assert!(same(&g1, &g2) && same(&l1, &l2), "{ctx}");
+                    let fwd = k
+                        .cross_entropy_threaded(0, &x, classes, *t, o, &mut l2)
+                        .unwrap();
+                    assert_eq!(one.to_bits(), fwd.to_bits(), "{ctx} forward");
+                }
+            }
+            // Errors before anything is written.
+            let mut g = vec![1.0f32; n + 1];
+            let bad = k.cross_entropy_with_grad_threaded(
+                2,
+                &x,
+                classes,
+                Target::Indices(&idx),
+                &base[0],
+                &mut [],
+                &mut g,
+            );
+            assert!(bad.is_err() && g.iter().all(|&v| v == 1.0));
+        }
     }
 }

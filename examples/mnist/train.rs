@@ -349,7 +349,10 @@ pub fn train_step(
         None => None,
     };
     forward_parts(k, net, x, xs, h, ws, n, relu_logits)?;
-    let loss = k.cross_entropy_with_grad(
+    // Threaded like the rest of the step; [200, 10] is below a thread's worth, so
+    // this stays on the calling thread, as the bench shows it should.
+    let loss = k.cross_entropy_with_grad_threaded(
+        net.layers[2].threads,
         &h[2][..n * 10],
         10,
         Target::Indices(&y[..n]),

@@ -18,7 +18,7 @@
 //!
 //! The fused kernel is in `fused.rs`.
 
-use super::fused::{Sums, ce_kernel};
+use super::fused::{CHUNKS, Chunking, Sums, ce_kernel};
 use super::infinite_weights;
 use super::rows_of;
 use crate::error::check_len;
@@ -128,6 +128,8 @@ struct Plan {
     divisor: f64,
     /// See [`weight_scale`].
     weight_scale: f32,
+    /// Of the logits.
+    rows: usize,
 }
 
 /// Class weights below this in magnitude are scaled up (see [`weight_scale`]); above
@@ -237,6 +239,7 @@ fn plan(
     Ok(Plan {
         divisor: divisor * f64::from(weight_scale),
         weight_scale,
+        rows,
     })
 }
 
@@ -260,12 +263,13 @@ struct CeRows<'a, const GRAD: bool> {
     weight_scale: f32,
     losses: &'a mut [f32],
     grad: &'a mut [f32],
+    chunking: Chunking,
 }
 
 impl<const GRAD: bool> WithSimd for CeRows<'_, GRAD> {
-    type Output = Sums;
+    type Output = [Sums; CHUNKS];
     #[inline(always)]
-    fn with_simd<S: GemmKernel>(self, s: S) -> Sums {
+    fn with_simd<S: GemmKernel>(self, s: S) -> [Sums; CHUNKS] {
         ce_kernel::<_, GRAD>(
             s,
             self.logits,
@@ -275,6 +279,7 @@ impl<const GRAD: bool> WithSimd for CeRows<'_, GRAD> {
             (self.scale, self.weight_scale),
             self.losses,
             self.grad,
+            self.chunking,
         )
     }
 }
@@ -322,7 +327,7 @@ impl Kernels {
         let total = if infinite_weights::applies(target, opts) {
             infinite_weights::sums(logits, classes, target, opts, losses)
         } else {
-            self.isa.vectorize(CeRows::<false> {
+            Sums::in_order(&self.isa.vectorize(CeRows::<false> {
                 logits,
                 classes,
                 target,
@@ -331,7 +336,8 @@ impl Kernels {
                 weight_scale: p.weight_scale,
                 losses,
                 grad: &mut [],
-            })
+                chunking: Chunking::of(p.rows),
+            }))
         };
         Ok(total.reduce(opts, p.divisor))
     }
@@ -372,7 +378,7 @@ impl Kernels {
             Some(grad.len()),
         )?;
         let scale = (1.0 / p.divisor) as f32;
-        let mut total = self.isa.vectorize(CeRows::<true> {
+        let mut total = Sums::in_order(&self.isa.vectorize(CeRows::<true> {
             logits,
             classes,
             target,
@@ -381,11 +387,146 @@ impl Kernels {
             weight_scale: p.weight_scale,
             losses: &mut *losses,
             grad,
-        });
+            chunking: Chunking::of(p.rows),
+        }));
         if infinite_weights::applies(target, opts) {
             total = infinite_weights::sums(logits, classes, target, opts, losses);
         }
         Ok(total.reduce(opts, p.divisor))
+    }
+
+    /// [`Kernels::cross_entropy_with_grad`] on `threads` threads (0: the core count),
+    /// rows split between them: the same loss, gradient and per-row losses, bit for
+    /// bit. Below about 16K logits per thread the call stays on the calling thread
+    /// (the MNIST batch, [200, 10], always does); a vocabulary-sized row is where it
+    /// pays. After [`prepare_threads`](crate::prepare_threads) it neither spawns nor
+    /// allocates.
+    ///
+    /// ```
+    /// use mlp_kernels::{CrossEntropy, Kernels, Target};
+    /// let k = Kernels::detect();
+    /// let (rows, classes) = (64, 1000);
+    /// let logits: Vec<f32> = (0..rows * classes).map(|i| (i % 7) as f32).collect();
+    /// let target: Vec<i64> = (0..rows as i64).collect();
+    /// let (mut g1, mut g2) = (vec![0.0; logits.len()], vec![0.0; logits.len()]);
+    /// let opts = CrossEntropy::new();
+    /// let t = Target::Indices(&target);
+    /// let one = k.cross_entropy_with_grad(&logits, classes, t, &opts, &mut [], &mut g1)?;
+    /// let two = k.cross_entropy_with_grad_threaded(2, &logits, classes, t, &opts, &mut [], &mut g2)?;
+    /// assert_eq!((one.to_bits(), &g1), (two.to_bits(), &g2));
+    /// # Ok::<(), mlp_kernels::Error>(())
+    /// ```
+    #[cfg(feature = "std")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+    #[allow(clippy::too_many_arguments)]
+    pub fn cross_entropy_with_grad_threaded(
+        &self,
+        threads: usize,
+        logits: &[f32],
+        classes: usize,
+        target: Target,
+        opts: &CrossEntropy,
+        losses: &mut [f32],
+        grad: &mut [f32],
+    ) -> Result<f32, Error> {
+        let p = plan(
+            logits.len(),
+            classes,
+            target,
+            opts,
+            losses.len(),
+            Some(grad.len()),
+        )?;
+        let mut total =
+            self.ce_threaded::<true>(threads, logits, classes, target, opts, &p, losses, grad);
+        if infinite_weights::applies(target, opts) {
+            total = infinite_weights::sums(logits, classes, target, opts, losses);
+        }
+        Ok(total.reduce(opts, p.divisor))
+    }
+
+    /// [`Kernels::cross_entropy`] on `threads` threads (0: the core count), as
+    /// [`Kernels::cross_entropy_with_grad_threaded`]: the same bits as one thread.
+    #[cfg(feature = "std")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+    pub fn cross_entropy_threaded(
+        &self,
+        threads: usize,
+        logits: &[f32],
+        classes: usize,
+        target: Target,
+        opts: &CrossEntropy,
+        losses: &mut [f32],
+    ) -> Result<f32, Error> {
+        let p = plan(logits.len(), classes, target, opts, losses.len(), None)?;
+        let total = if infinite_weights::applies(target, opts) {
+            infinite_weights::sums(logits, classes, target, opts, losses)
+        } else {
+            self.ce_threaded::<false>(threads, logits, classes, target, opts, &p, losses, &mut [])
+        };
+        Ok(total.reduce(opts, p.divisor))
+    }
+
+    /// The fused kernel over whole chunks of rows per thread (see [`CHUNKS`]), each
+    /// part's chunk sums put in their places and all added in chunk order.
+    #[cfg(feature = "std")]
+    #[allow(clippy::too_many_arguments)]
+    fn ce_threaded<const GRAD: bool>(
+        &self,
+        threads: usize,
+        logits: &[f32],
+        classes: usize,
+        target: Target,
+        opts: &CrossEntropy,
+        p: &Plan,
+        losses: &mut [f32],
+        grad: &mut [f32],
+    ) -> Sums {
+        use crate::checked::part;
+        use crate::parallel::{Shared, split_work};
+        let per_chunk = Chunking::of(p.rows).per_chunk;
+        let per = per_chunk.get();
+        let chunks = std::sync::Mutex::new([Sums::default(); CHUNKS]);
+        let (with_losses, with_grad) = (!losses.is_empty(), !grad.is_empty());
+        let (l, g) = (Shared(losses.as_mut_ptr()), Shared(grad.as_mut_ptr()));
+        let scale = if GRAD { (1.0 / p.divisor) as f32 } else { 1.0 };
+        let k = *self;
+        let work = per.saturating_mul(classes);
+        split_work(threads, p.rows.div_ceil(per), 1, work, &|lo, hi| {
+            let (r0, r1) = (lo * per, (hi * per).min(p.rows));
+            let (c0, c1) = (r0 * classes, r1 * classes);
+            let target = match target {
+                Target::Indices(t) => Target::Indices(part(t, r0..r1)),
+                Target::Probabilities(q) => Target::Probabilities(part(q, c0..c1)),
+            };
+            // SAFETY: each part has its own rows r0..r1 of `losses` and of `grad`
+            // (`plan` checked their lengths: rows and rows * classes, when not empty).
+            let (losses, grad): (&mut [f32], &mut [f32]) = unsafe {
+                (
+                    if with_losses { l.run(r0, r1) } else { &mut [] },
+                    if with_grad { g.run(c0, c1) } else { &mut [] },
+                )
+            };
+            let sums = k.isa.vectorize(CeRows::<GRAD> {
+                logits: part(logits, c0..c1),
+                classes,
+                target,
+                opts,
+                scale,
+                weight_scale: p.weight_scale,
+                losses,
+                grad,
+                chunking: Chunking {
+                    first_row: r0,
+                    per_chunk,
+                },
+            });
+            let mut all = chunks.lock().unwrap_or_else(|e| e.into_inner());
+            for c in lo..hi.min(CHUNKS) {
+                all[c] = sums[c];
+            }
+        });
+        Sums::in_order(&chunks.into_inner().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// The negative log-likelihood of class-index targets given the `[rows, classes]`

@@ -14,6 +14,7 @@ use super::cross_entropy::{CrossEntropy, Reduction, Target, class_weight};
 use super::softmax::{exp_masked, first_lanes, row_max};
 use crate::checked::{item, part, part_mut};
 use crate::simd::{MAX_LANES, Simd};
+use core::num::NonZeroUsize;
 
 const NEG_INF: f32 = f32::NEG_INFINITY;
 /// Lane numbers, to pick one lane of a vector.
@@ -38,7 +39,42 @@ pub(super) struct Sums {
     pub(super) rows: f64,
 }
 
+/// A call's row losses are summed per chunk of rows, and the chunks' sums then in
+/// chunk order ([`Sums::in_order`]): the parts of a threaded call take whole chunks,
+/// so one thread and any number of them add in the same order and return the same
+/// bits. (A power of two: at most this many parts share a threaded call.)
+pub(super) const CHUNKS: usize = 16;
+
+/// Which chunk a row's losses go to: rows `c * per_chunk..(c + 1) * per_chunk` of the
+/// whole batch make chunk `c`; a kernel call that starts at row `first_row` of it
+/// finds its rows' chunks so.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Chunking {
+    pub(super) first_row: usize,
+    /// (Never 0, and so no division by 0 on any path.)
+    pub(super) per_chunk: NonZeroUsize,
+}
+
+impl Chunking {
+    /// The chunks of a whole batch of `rows`, for a call that starts at its first row.
+    pub(super) fn of(rows: usize) -> Chunking {
+        Chunking {
+            first_row: 0,
+            per_chunk: NonZeroUsize::new(rows.div_ceil(CHUNKS)).unwrap_or(NonZeroUsize::MIN),
+        }
+    }
+}
+
 impl Sums {
+    /// The chunks' sums added in chunk order, from 0.
+    pub(super) fn in_order(chunks: &[Sums]) -> Sums {
+        chunks.iter().fold(Sums::default(), |a, c| Sums {
+            nll: a.nll + c.nll,
+            rest: a.rest + c.rest,
+            rows: a.rows + c.rows,
+        })
+    }
+
     /// (1 - e) nll / d + rest / d. Each sum is rounded to f32 before it is divided
     /// and blended, as PyTorch's are, so that an nll sum that overflows gives inf there
     /// and here (and NaN at e = 1). The divisor stays in f64: class weights whose f32
@@ -256,16 +292,22 @@ struct RowStat {
 /// Rows per block of `RowStat`s.
 const BLOCK: usize = 16;
 
-/// The losses of a block of rows, into `losses` (if long enough) and `total`.
+/// The losses of a block of rows, into `losses` (if long enough) and their chunks'
+/// sums.
 #[inline(always)]
 fn finish_rows<const ACC: bool>(
     stats: &[RowStat],
     keep: f32,
     weight_scale: f32,
     losses: &mut [f32],
-    total: &mut Sums,
+    (chunks, chunking): (&mut [Sums; CHUNKS], Chunking),
 ) {
+    let mut spare = Sums::default();
     for st in stats {
+        let chunk = (chunking.first_row + st.row) / chunking.per_chunk.get();
+        debug_assert!(chunk < CHUNKS, "row {} past the last chunk", st.row);
+        // (Past the last chunk cannot happen; the spare keeps that path panic-free.)
+        let total = chunks.get_mut(chunk).unwrap_or(&mut spare);
         let ls = libm::logf(st.sum);
         let loss = match st.own {
             Some((d, wy)) => {
@@ -407,7 +449,7 @@ fn small_row<S: Simd, const ACC: bool, const GRAD: bool, const NV: usize>(
 
 /// The rows of one call. `tv(row, col, width)` gives the smoothed, weighted target
 /// vector t at `col..col + width` (the part of it that is not the index target's own
-/// (1 - e) w_y); `ACC` says whether there is such a part. Returns the summed losses.
+/// (1 - e) w_y); `ACC` says whether there is such a part. Returns the losses summed per chunk.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn ce_rows<S: Simd, const ACC: bool, const GRAD: bool>(
@@ -419,8 +461,9 @@ fn ce_rows<S: Simd, const ACC: bool, const GRAD: bool>(
     (scale, ws): (f32, f32),
     losses: &mut [f32],
     grad: &mut [f32],
+    chunking: Chunking,
     tv: impl Fn(usize, usize, usize) -> S::V,
-) -> Sums {
+) -> [Sums; CHUNKS] {
     let l = S::LANES;
     // Rows of one or two vectors stay in registers (the MNIST batch's 10 classes are
     // two vectors on the 8-lane backends).
@@ -434,7 +477,7 @@ fn ce_rows<S: Simd, const ACC: bool, const GRAD: bool>(
         },
     );
     let keep = 1.0 - opts.label_smoothing;
-    let mut total = Sums::default();
+    let mut chunks = [Sums::default(); CHUNKS];
     let mut stats = [RowStat::default(); BLOCK];
     let mut pending = 0;
     // (row, its max) found ahead by `row_sums` on the row before.
@@ -508,7 +551,7 @@ fn ce_rows<S: Simd, const ACC: bool, const GRAD: bool>(
             pending += 1;
         }
         if pending == BLOCK {
-            finish_rows::<ACC>(&stats, keep, ws, losses, &mut total);
+            finish_rows::<ACC>(&stats, keep, ws, losses, (&mut chunks, chunking));
             pending = 0;
         }
     }
@@ -517,11 +560,18 @@ fn ce_rows<S: Simd, const ACC: bool, const GRAD: bool>(
     {
         Pending { row, g, c, own }.finish::<S, ACC>(s, 0, scale, &tv);
     }
-    finish_rows::<ACC>(part(&stats, ..pending), keep, ws, losses, &mut total);
-    total
+    finish_rows::<ACC>(
+        part(&stats, ..pending),
+        keep,
+        ws,
+        losses,
+        (&mut chunks, chunking),
+    );
+    chunks
 }
 
-/// Chooses the target vector's form once per call and runs the rows.
+/// Chooses the target vector's form once per call and runs the rows; returns their
+/// losses summed per chunk of rows (see [`CHUNKS`]).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(super) fn ce_kernel<S: Simd, const GRAD: bool>(
@@ -533,7 +583,8 @@ pub(super) fn ce_kernel<S: Simd, const GRAD: bool>(
     (scale, ws): (f32, f32),
     losses: &mut [f32],
     grad: &mut [f32],
-) -> Sums {
+    chunking: Chunking,
+) -> [Sums; CHUNKS] {
     let e = opts.label_smoothing;
     let k = e / classes as f32;
     let (kv, av, zero) = (s.splat(k), s.splat(1.0 - e), s.splat(0.0));
@@ -551,6 +602,7 @@ pub(super) fn ce_kernel<S: Simd, const GRAD: bool>(
             (scale, ws),
             losses,
             grad,
+            chunking,
             #[inline(always)]
             |_, _, _| zero,
         ),
@@ -563,6 +615,7 @@ pub(super) fn ce_kernel<S: Simd, const GRAD: bool>(
             (scale, ws),
             losses,
             grad,
+            chunking,
             #[inline(always)]
             |_, _, _| kv,
         ),
@@ -577,6 +630,7 @@ pub(super) fn ce_kernel<S: Simd, const GRAD: bool>(
             (scale, ws),
             losses,
             grad,
+            chunking,
             #[inline(always)]
             |_, j, n| s.mul(kwv, ld(s, part(w, j..), n)),
         ),
@@ -589,6 +643,7 @@ pub(super) fn ce_kernel<S: Simd, const GRAD: bool>(
             (scale, ws),
             losses,
             grad,
+            chunking,
             #[inline(always)]
             |r, j, n| s.fma(ld(s, part(q, r * classes + j..), n), av, kv),
         ),
@@ -601,6 +656,7 @@ pub(super) fn ce_kernel<S: Simd, const GRAD: bool>(
             (scale, ws),
             losses,
             grad,
+            chunking,
             #[inline(always)]
             |r, j, n| {
                 let qv = ld(s, part(q, r * classes + j..), n);
