@@ -36,8 +36,10 @@ const X_MAX: f32 = 89.0;
 /// finite range (measured: see BENCHMARKS.md), exact specials as described above.
 #[inline(always)]
 pub(crate) fn exp<S: Simd>(s: S, x: S::V) -> S::V {
-    // max/min return their second operand on NaN; the NaN lanes are put back at the end.
-    let xc = s.min(s.max(x, s.splat(X_MIN)), s.splat(X_MAX));
+    // max/min return their second operand on NaN, so a NaN x goes through the clamp
+    // and through every operation after it: NaN in, the same NaN (quieted) out, with
+    // no compare and blend (they cost 10% of a long row's logsumexp on Zen 4).
+    let xc = s.min(s.splat(X_MAX), s.max(s.splat(X_MIN), x));
     let n = s.round(s.mul(xc, s.splat(LOG2E)));
     let r = s.fma(n, s.splat(-LN2_HI), xc);
     let r = s.fma(n, s.splat(-LN2_LO), r);
@@ -47,6 +49,5 @@ pub(crate) fn exp<S: Simd>(s: S, x: S::V) -> S::V {
     }
     let r2 = s.mul(r, r);
     let er = s.add(s.fma(p, r2, r), s.splat(1.0));
-    let y = s.mul_pow2(er, n);
-    s.select(s.is_nan(x), x, y)
+    s.mul_pow2(er, n)
 }
