@@ -134,10 +134,6 @@ impl Simd for Avx2 {
         unsafe { _mm256_cmp_ps::<_CMP_EQ_OQ>(a, b) }
     }
     #[inline(always)]
-    fn is_nan(self, a: __m256) -> __m256 {
-        unsafe { _mm256_cmp_ps::<_CMP_UNORD_Q>(a, a) }
-    }
-    #[inline(always)]
     fn select(self, m: __m256, a: __m256, b: __m256) -> __m256 {
         unsafe { _mm256_blendv_ps(b, a, m) }
     }

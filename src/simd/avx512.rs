@@ -110,10 +110,6 @@ impl Simd for Avx512 {
         unsafe { _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(a, b) }
     }
     #[inline(always)]
-    fn is_nan(self, a: __m512) -> __mmask16 {
-        unsafe { _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(a, a) }
-    }
-    #[inline(always)]
     fn select(self, m: __mmask16, a: __m512, b: __m512) -> __m512 {
         unsafe { _mm512_mask_blend_ps(m, b, a) }
     }

@@ -68,8 +68,6 @@ pub(crate) trait Simd: Copy {
     fn lt(self, a: Self::V, b: Self::V) -> Self::M;
     fn le(self, a: Self::V, b: Self::V) -> Self::M;
     fn eq(self, a: Self::V, b: Self::V) -> Self::M;
-    /// Lanes that are NaN.
-    fn is_nan(self, a: Self::V) -> Self::M;
     fn select(self, m: Self::M, a: Self::V, b: Self::V) -> Self::V;
     /// Rounds to the nearest integer, ties to even.
     fn round(self, a: Self::V) -> Self::V;

@@ -80,10 +80,6 @@ impl Simd for Portable {
         a.simd_eq(b)
     }
     #[inline(always)]
-    fn is_nan(self, a: f32x8) -> f32x8 {
-        a.is_nan()
-    }
-    #[inline(always)]
     fn select(self, m: f32x8, a: f32x8, b: f32x8) -> f32x8 {
         m.select(a, b)
     }
