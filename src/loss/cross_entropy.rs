@@ -323,23 +323,7 @@ impl Kernels {
         opts: &CrossEntropy,
         losses: &mut [f32],
     ) -> Result<f32, Error> {
-        let p = plan(logits.len(), classes, target, opts, losses.len(), None)?;
-        let total = if infinite_weights::applies(target, opts) {
-            infinite_weights::sums(logits, classes, target, opts, losses)
-        } else {
-            Sums::in_order(&self.isa.vectorize(CeRows::<false> {
-                logits,
-                classes,
-                target,
-                opts,
-                scale: 1.0,
-                weight_scale: p.weight_scale,
-                losses,
-                grad: &mut [],
-                chunking: Chunking::of(p.rows),
-            }))
-        };
-        Ok(total.reduce(opts, p.divisor))
+        self.ce_call::<false>(1, logits, classes, target, opts, losses, &mut [])
     }
 
     /// [`Kernels::cross_entropy`] and its gradient in one pass over the logits:
@@ -369,30 +353,7 @@ impl Kernels {
         losses: &mut [f32],
         grad: &mut [f32],
     ) -> Result<f32, Error> {
-        let p = plan(
-            logits.len(),
-            classes,
-            target,
-            opts,
-            losses.len(),
-            Some(grad.len()),
-        )?;
-        let scale = (1.0 / p.divisor) as f32;
-        let mut total = Sums::in_order(&self.isa.vectorize(CeRows::<true> {
-            logits,
-            classes,
-            target,
-            opts,
-            scale,
-            weight_scale: p.weight_scale,
-            losses: &mut *losses,
-            grad,
-            chunking: Chunking::of(p.rows),
-        }));
-        if infinite_weights::applies(target, opts) {
-            total = infinite_weights::sums(logits, classes, target, opts, losses);
-        }
-        Ok(total.reduce(opts, p.divisor))
+        self.ce_call::<true>(1, logits, classes, target, opts, losses, grad)
     }
 
     /// [`Kernels::cross_entropy_with_grad`] on `threads` threads (0: the core count),
@@ -429,20 +390,7 @@ impl Kernels {
         losses: &mut [f32],
         grad: &mut [f32],
     ) -> Result<f32, Error> {
-        let p = plan(
-            logits.len(),
-            classes,
-            target,
-            opts,
-            losses.len(),
-            Some(grad.len()),
-        )?;
-        let mut total =
-            self.ce_threaded::<true>(threads, logits, classes, target, opts, &p, losses, grad);
-        if infinite_weights::applies(target, opts) {
-            total = infinite_weights::sums(logits, classes, target, opts, losses);
-        }
-        Ok(total.reduce(opts, p.divisor))
+        self.ce_call::<true>(threads, logits, classes, target, opts, losses, grad)
     }
 
     /// [`Kernels::cross_entropy`] on `threads` threads (0: the core count), as
@@ -458,13 +406,77 @@ impl Kernels {
         opts: &CrossEntropy,
         losses: &mut [f32],
     ) -> Result<f32, Error> {
-        let p = plan(logits.len(), classes, target, opts, losses.len(), None)?;
-        let total = if infinite_weights::applies(target, opts) {
+        self.ce_call::<false>(threads, logits, classes, target, opts, losses, &mut [])
+    }
+
+    /// Every cross-entropy call: the checks, the rows (on `threads` threads under
+    /// `std`; `grad` is written with `GRAD`), the sums of infinite class weights, and
+    /// the reduction.
+    #[allow(clippy::too_many_arguments)]
+    fn ce_call<const GRAD: bool>(
+        &self,
+        threads: usize,
+        logits: &[f32],
+        classes: usize,
+        target: Target,
+        opts: &CrossEntropy,
+        losses: &mut [f32],
+        grad: &mut [f32],
+    ) -> Result<f32, Error> {
+        let grad_len = if GRAD { Some(grad.len()) } else { None };
+        let p = plan(logits.len(), classes, target, opts, losses.len(), grad_len)?;
+        let scale = if GRAD { (1.0 / p.divisor) as f32 } else { 1.0 };
+        let infinite = infinite_weights::applies(target, opts);
+        // Without a gradient to write, infinite weights need only their own sums.
+        if infinite && !GRAD {
+            let total = infinite_weights::sums(logits, classes, target, opts, losses);
+            return Ok(total.reduce(opts, p.divisor));
+        }
+        #[cfg(feature = "std")]
+        let total = if threads == 1 {
+            self.ce_one_thread::<GRAD>(logits, classes, target, opts, &p, scale, losses, grad)
+        } else {
+            self.ce_threaded::<GRAD>(
+                threads, logits, classes, target, opts, &p, scale, losses, grad,
+            )
+        };
+        #[cfg(not(feature = "std"))]
+        let total = {
+            let _ = threads;
+            self.ce_one_thread::<GRAD>(logits, classes, target, opts, &p, scale, losses, grad)
+        };
+        let total = if infinite {
             infinite_weights::sums(logits, classes, target, opts, losses)
         } else {
-            self.ce_threaded::<false>(threads, logits, classes, target, opts, &p, losses, &mut [])
+            total
         };
         Ok(total.reduce(opts, p.divisor))
+    }
+
+    /// The fused kernel over all rows on this thread.
+    #[allow(clippy::too_many_arguments)]
+    fn ce_one_thread<const GRAD: bool>(
+        &self,
+        logits: &[f32],
+        classes: usize,
+        target: Target,
+        opts: &CrossEntropy,
+        p: &Plan,
+        scale: f32,
+        losses: &mut [f32],
+        grad: &mut [f32],
+    ) -> Sums {
+        Sums::in_order(&self.isa.vectorize(CeRows::<GRAD> {
+            logits,
+            classes,
+            target,
+            opts,
+            scale,
+            weight_scale: p.weight_scale,
+            losses,
+            grad,
+            chunking: Chunking::of(p.rows),
+        }))
     }
 
     /// The fused kernel over whole chunks of rows per thread (see [`CHUNKS`]), each
@@ -479,6 +491,7 @@ impl Kernels {
         target: Target,
         opts: &CrossEntropy,
         p: &Plan,
+        scale: f32,
         losses: &mut [f32],
         grad: &mut [f32],
     ) -> Sums {
@@ -489,7 +502,6 @@ impl Kernels {
         let chunks = std::sync::Mutex::new([Sums::default(); CHUNKS]);
         let (with_losses, with_grad) = (!losses.is_empty(), !grad.is_empty());
         let (l, g) = (Shared(losses.as_mut_ptr()), Shared(grad.as_mut_ptr()));
-        let scale = if GRAD { (1.0 / p.divisor) as f32 } else { 1.0 };
         let k = *self;
         let work = per.saturating_mul(classes);
         split_work(threads, p.rows.div_ceil(per), 1, work, &|lo, hi| {
