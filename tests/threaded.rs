@@ -111,11 +111,17 @@ fn threaded_cross_entropy_is_the_single_threaded_call() {
             .map(|_| rng.uniform(0.0, 1.0) as f32 / classes as f32)
             .collect();
         let w: Vec<f32> = (0..classes).map(|_| rng.uniform(0.1, 2.0) as f32).collect();
+        // An infinite class weight with smoothing takes the f64 path for the losses.
+        let mut w_inf = w.clone();
+        w_inf[classes / 2] = f32::INFINITY;
         let base = [
             CrossEntropy::new(),
             CrossEntropy::new()
                 .with_label_smoothing(0.1)
                 .with_weight(&w),
+            CrossEntropy::new()
+                .with_label_smoothing(0.1)
+                .with_weight(&w_inf),
             CrossEntropy::new().with_reduction(Reduction::Sum),
             CrossEntropy::new().with_reduction(Reduction::None),
         ];
@@ -142,7 +148,50 @@ fn threaded_cross_entropy_is_the_single_threaded_call() {
                         .cross_entropy_threaded(0, &x, classes, *t, o, &mut l2)
                         .unwrap();
                     assert_eq!(one.to_bits(), fwd.to_bits(), "{ctx} forward");
+                    // Without per-row losses (allowed but for Reduction::None).
+                    if o.reduction != Reduction::None {
+                        let three = k
+                            .cross_entropy_with_grad_threaded(
+                                2,
+                                &x,
+                                classes,
+                                *t,
+                                o,
+                                &mut [],
+                                &mut g2,
+                            )
+                            .unwrap();
+                        assert_eq!(one.to_bits(), three.to_bits(), "{ctx} no losses");
+                        assert!(same(&g1, &g2), "{ctx} no losses");
+                    }
                 }
+            }
+            // A row holding NaN: NaN either way (its sign may differ, as documented).
+            if rows > 1 {
+                let mut xn = x.clone();
+                xn[classes * (rows / 2) + 1] = f32::NAN;
+                let (mut g1, mut g2) = (vec![0.0; n], vec![0.0; n]);
+                let t = Target::Indices(&idx);
+                let one = k
+                    .cross_entropy_with_grad(&xn, classes, t, &base[0], &mut [], &mut g1)
+                    .unwrap();
+                let two = k
+                    .cross_entropy_with_grad_threaded(
+                        2,
+                        &xn,
+                        classes,
+                        t,
+                        &base[0],
+                        &mut [],
+                        &mut g2,
+                    )
+                    .unwrap();
+                assert!(one.is_nan() && two.is_nan());
+                let row = classes * (rows / 2)..classes * (rows / 2 + 1);
+                assert!(
+                    g1[row.clone()].iter().all(|v| v.is_nan())
+                        && g2[row].iter().all(|v| v.is_nan())
+                );
             }
             // Errors before anything is written.
             let mut g = vec![1.0f32; n + 1];

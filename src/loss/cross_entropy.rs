@@ -18,7 +18,9 @@
 //!
 //! The fused kernel is in `fused.rs`.
 
-use super::fused::{CHUNKS, Chunking, Sums, ce_kernel};
+#[cfg(feature = "std")]
+use super::fused::CHUNKS;
+use super::fused::{ChunkSums, Chunking, InOrder, Sums, ce_kernel};
 use super::infinite_weights;
 use super::rows_of;
 use crate::error::check_len;
@@ -254,7 +256,7 @@ pub(super) fn class_weight(weight: Option<&[f32]>, c: i64, classes: usize) -> Op
 }
 
 /// [`ce_kernel`]'s arguments, checked by `plan`; with `GRAD` it writes the gradient.
-struct CeRows<'a, const GRAD: bool> {
+struct CeRows<'a, const GRAD: bool, C> {
     logits: &'a [f32],
     classes: usize,
     target: Target<'a>,
@@ -263,13 +265,14 @@ struct CeRows<'a, const GRAD: bool> {
     weight_scale: f32,
     losses: &'a mut [f32],
     grad: &'a mut [f32],
+    sums: &'a mut C,
     chunking: Chunking,
 }
 
-impl<const GRAD: bool> WithSimd for CeRows<'_, GRAD> {
-    type Output = [Sums; CHUNKS];
+impl<const GRAD: bool, C: ChunkSums> WithSimd for CeRows<'_, GRAD, C> {
+    type Output = ();
     #[inline(always)]
-    fn with_simd<S: GemmKernel>(self, s: S) -> [Sums; CHUNKS] {
+    fn with_simd<S: GemmKernel>(self, s: S) {
         ce_kernel::<_, GRAD>(
             s,
             self.logits,
@@ -279,7 +282,7 @@ impl<const GRAD: bool> WithSimd for CeRows<'_, GRAD> {
             (self.scale, self.weight_scale),
             self.losses,
             self.grad,
-            self.chunking,
+            (self.sums, self.chunking),
         )
     }
 }
@@ -358,10 +361,12 @@ impl Kernels {
 
     /// [`Kernels::cross_entropy_with_grad`] on `threads` threads (0: the core count),
     /// rows split between them: the same loss, gradient and per-row losses, bit for
-    /// bit. Below about 16K logits per thread the call stays on the calling thread
-    /// (the MNIST batch, [200, 10], always does); a vocabulary-sized row is where it
-    /// pays. After [`prepare_threads`](crate::prepare_threads) it neither spawns nor
-    /// allocates.
+    /// bit (where a row holds NaN, both give NaN, whose sign may differ: a part's first
+    /// row finds its max in another order). Threads take whole chunks of rows, at most
+    /// 16 of them, and at least about 16K logits each, or the call stays on the calling
+    /// thread: the MNIST batch, [200, 10], always does, and so does a single row.
+    /// Many rows of a vocabulary's width is where it pays. After
+    /// [`prepare_threads`](crate::prepare_threads) it neither spawns nor allocates.
     ///
     /// ```
     /// use mlp_kernels::{CrossEntropy, Kernels, Target};
@@ -466,7 +471,8 @@ impl Kernels {
         losses: &mut [f32],
         grad: &mut [f32],
     ) -> Sums {
-        Sums::in_order(&self.isa.vectorize(CeRows::<GRAD> {
+        let mut sums = InOrder::default();
+        self.isa.vectorize(CeRows::<GRAD, _> {
             logits,
             classes,
             target,
@@ -475,8 +481,10 @@ impl Kernels {
             weight_scale: p.weight_scale,
             losses,
             grad,
+            sums: &mut sums,
             chunking: Chunking::of(p.rows),
-        }))
+        });
+        sums.finish()
     }
 
     /// The fused kernel over whole chunks of rows per thread (see [`CHUNKS`]), each
@@ -519,7 +527,8 @@ impl Kernels {
                     if with_grad { g.run(c0, c1) } else { &mut [] },
                 )
             };
-            let sums = k.isa.vectorize(CeRows::<GRAD> {
+            let mut sums = [Sums::default(); CHUNKS];
+            k.isa.vectorize(CeRows::<GRAD, _> {
                 logits: part(logits, c0..c1),
                 classes,
                 target,
@@ -528,6 +537,7 @@ impl Kernels {
                 weight_scale: p.weight_scale,
                 losses,
                 grad,
+                sums: &mut sums,
                 chunking: Chunking {
                     first_row: r0,
                     per_chunk,

@@ -80,7 +80,8 @@ pub(crate) trait Simd: Copy {
     fn reduce_max(self, a: Self::V) -> f32;
 
     /// `x * 2^n` rounded once, for lanes holding an integral `n` in `-150..=129`
-    /// and an `x` in `[0.5, 2]` (so that both halves of the scale are normal).
+    /// and an `x` in `[0.5, 2]` (so that both halves of the scale are normal); a NaN
+    /// `x` (with any `n`) gives NaN.
     /// Two exact-or-last-rounding products here; AVX-512 has it as one instruction.
     #[inline(always)]
     fn mul_pow2(self, x: Self::V, n: Self::V) -> Self::V {

@@ -47,9 +47,10 @@ pub(crate) struct Out {
 const PREFETCH_AHEAD: usize = 3;
 
 /// The row form asks for every fourth line of a B row ahead and leaves the lines
-/// between to the hardware: a prefetch takes a load slot, and one per line held the 19%-dense forward product at 298 us against 274 us (Zen 4,
-/// `cargo bench --bench sparse`; every other line, 278 us). The scatter form's C rows
-/// are read and written, and keep one per line (fewer did not help there).
+/// between to the hardware: a prefetch takes a load slot, and one per line held the
+/// 19%-dense forward product at 298 us against 274 us (Zen 4, `cargo bench --bench
+/// sparse`; every other line, 278 us). The scatter form's C rows are read and
+/// written, and keep one per line (fewer did not help there).
 const B_ROW_PREFETCH_EVERY: usize = 4;
 
 /// Asks for every `EVERY`-th cache line of `floats` floats from `p` into L1. A hint:
