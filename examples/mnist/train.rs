@@ -438,12 +438,11 @@ pub fn gather(
 ) {
     // Runs of rows on the pool (the images are scattered over the dataset, so a run is
     // bound by memory latency and two go faster than one).
-    const MAX_PARTS: usize = 8;
     let n = order.len();
-    let per = if threads > 1 && n >= 64 {
-        n.div_ceil(threads.min(MAX_PARTS))
+    let (per, threads) = if threads > 1 && n >= 64 {
+        (n.div_ceil(threads.min(MAX_PARTS)), threads)
     } else {
-        n.max(1)
+        (n.max(1), 1)
     };
     if let Some(images) = sparse {
         // The offsets and labels first (cheap), then the entries copied in runs.
@@ -464,44 +463,42 @@ pub fn gather(
             (idx, val) = (i_rest, v_rest);
             Mutex::new((lo < hi).then_some((&order[lo..hi], i, v)))
         });
-        let copy = |run: SparseRun<'_>| copy_sparse_rows(images, run);
-        if per >= n {
-            if let Some(run) = runs[0].lock().ok().and_then(|mut g| g.take()) {
-                copy(run);
-            }
-            return;
-        }
-        mlp_kernels::run_on_threads(threads, &|part, parts| {
-            for r in (part..MAX_PARTS).step_by(parts.max(1)) {
-                if let Some(run) = runs[r].lock().ok().and_then(|mut g| g.take()) {
-                    copy(run);
-                }
-            }
-        });
+        on_runs(threads, &runs, &|run| copy_sparse_rows(images, run));
         return;
     }
     let d = split.pixels_per_image;
     let (x, y) = (&mut buf.x[..n * d], &mut buf.y[..n]);
-    if per < n {
-        let (mut xs, mut ys) = (x.chunks_mut(per * d), y.chunks_mut(per));
-        let runs: [Mutex<Option<Run<'_>>>; MAX_PARTS] =
-            std::array::from_fn(|_| Mutex::new(xs.next().zip(ys.next())));
-        mlp_kernels::run_on_threads(threads, &|part, parts| {
-            for r in (part..MAX_PARTS).step_by(parts.max(1)) {
-                let run = runs[r].lock().ok().and_then(|mut g| g.take());
-                if let Some((x, y)) = run {
-                    let lo = r * per;
-                    gather_rows(x, y, split, &order[lo..lo + y.len()], table);
-                }
-            }
-        });
-        return;
-    }
-    gather_rows(x, y, split, order, table);
+    let (mut os, mut xs, mut ys) = (
+        order.chunks(per),
+        x.chunks_mut((per * d).max(1)),
+        y.chunks_mut(per),
+    );
+    let runs: [Mutex<Option<Run<'_>>>; MAX_PARTS] = std::array::from_fn(|_| {
+        let run = os.next().zip(xs.next()).zip(ys.next());
+        Mutex::new(run.map(|((o, x), y)| (o, x, y)))
+    });
+    on_runs(threads, &runs, &|(o, x, y)| {
+        gather_rows(x, y, split, o, table)
+    });
 }
 
-/// A run of the batch's rows: pixels and labels.
-type Run<'a> = (&'a mut [f32], &'a mut [i64]);
+/// The most runs a batch is cut into.
+const MAX_PARTS: usize = 8;
+
+/// Each run of `runs` taken once and given to `f`, on `threads` threads of the pool
+/// (one: here).
+fn on_runs<T: Send>(threads: usize, runs: &[Mutex<Option<T>>; MAX_PARTS], f: &(dyn Fn(T) + Sync)) {
+    mlp_kernels::run_on_threads(threads, &|part, parts| {
+        for r in (part..MAX_PARTS).step_by(parts.max(1)) {
+            if let Some(run) = runs[r].lock().ok().and_then(|mut g| g.take()) {
+                f(run);
+            }
+        }
+    });
+}
+
+/// A run of the batch's rows: their images, pixels and labels.
+type Run<'a> = (&'a [usize], &'a mut [f32], &'a mut [i64]);
 
 /// A run of the sparse batch's rows: their images, and where their entries go.
 type SparseRun<'a> = (&'a [usize], &'a mut [u32], &'a mut [f32]);

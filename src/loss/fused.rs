@@ -42,7 +42,7 @@ pub(super) struct Sums {
 /// A call's row losses are summed per chunk of rows, and the chunks' sums then in
 /// chunk order ([`Sums::in_order`]): the parts of a threaded call take whole chunks,
 /// so one thread and any number of them add in the same order and return the same
-/// bits. (A power of two: at most this many parts share a threaded call.)
+/// bits. (At most this many parts share a threaded call.)
 pub(super) const CHUNKS: usize = 16;
 
 /// Which chunk a row's losses go to: rows `c * per_chunk..(c + 1) * per_chunk` of the
@@ -95,9 +95,7 @@ impl InOrder {
     pub(super) fn finish(self) -> Sums {
         self.total.plus(self.current)
     }
-}
 
-impl InOrder {
     /// Out of line: it runs at most 16 times a call, and inlined into every form of
     /// the row loop it cost the firmware 1.6 KiB of code.
     #[inline(never)]
@@ -502,7 +500,8 @@ fn small_row<S: Simd, const ACC: bool, const GRAD: bool, const NV: usize>(
 
 /// The rows of one call. `tv(row, col, width)` gives the smoothed, weighted target
 /// vector t at `col..col + width` (the part of it that is not the index target's own
-/// (1 - e) w_y); `ACC` says whether there is such a part. Returns the losses summed per chunk.
+/// (1 - e) w_y); `ACC` says whether there is such a part. The losses go to `sums`,
+/// per chunk of rows.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn ce_rows<S: Simd, const ACC: bool, const GRAD: bool>(
@@ -615,8 +614,8 @@ fn ce_rows<S: Simd, const ACC: bool, const GRAD: bool>(
     finish_rows::<ACC>(part(&stats, ..pending), keep, ws, losses, (sums, chunking));
 }
 
-/// Chooses the target vector's form once per call and runs the rows; returns their
-/// losses summed per chunk of rows into `sums` (see [`CHUNKS`]).
+/// Chooses the target vector's form once per call and runs the rows, their losses
+/// summed into `sums` per chunk of rows (see [`CHUNKS`]).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(super) fn ce_kernel<S: Simd, const GRAD: bool>(
