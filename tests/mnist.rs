@@ -2,6 +2,8 @@
 //! step of the full network against central finite differences in f64, and a short
 //! training run on the real data.
 
+#[path = "../examples/mnist/aligned.rs"]
+mod aligned;
 #[path = "../examples/mnist/idx.rs"]
 mod idx;
 #[path = "../examples/mnist/train.rs"]
@@ -141,6 +143,39 @@ fn loss_f64(w: &[Vec<f64>; 3], b: &[Vec<f64>; 3], x: &[f64], y: &[usize]) -> f64
         total += lse - h[y[r]];
     }
     total / n as f64
+}
+
+#[test]
+fn the_network_buffers_start_on_cache_lines() {
+    let mut net = Net::new(1, &mut common::SplitMix(3)).unwrap();
+    net.make_sparse();
+    let buf = Buffers::new(5, &net);
+    let zeroed = [&net.b, &net.gw, &net.gb, &net.mw, &net.mb, &buf.h, &buf.dh];
+    let zeroed = zeroed
+        .iter()
+        .flat_map(|a| a.iter())
+        .chain([&buf.x, &buf.ws]);
+    for f in zeroed {
+        assert_eq!(
+            f.as_ptr() as usize % 64,
+            0,
+            "a buffer of {} floats",
+            f.len()
+        );
+        assert!(
+            f.iter().all(|&v| v == 0.0),
+            "a buffer of {} floats",
+            f.len()
+        );
+    }
+    for w in &net.w {
+        assert_eq!(w.as_ptr() as usize % 64, 0, "weights of {} floats", w.len());
+    }
+    // A copy is a copy, and an empty buffer is a valid empty slice.
+    let w = aligned::Floats::from_slice(&net.w[1]);
+    assert_eq!(&w[..], &net.w[1][..]);
+    assert_eq!(w.as_ptr() as usize % 64, 0);
+    assert!(aligned::Floats::zeros(0).is_empty());
 }
 
 #[test]
@@ -532,6 +567,6 @@ fn the_gather_on_threads_is_the_gather() {
     let order: Vec<usize> = (0..200).map(|i| i * 37 % test.count).collect();
     train::gather(&mut one, &test, &order, &table, None, 1);
     train::gather(&mut two, &test, &order, &table, None, 2);
-    assert!(one.x == two.x && one.y == two.y);
+    assert!(one.x[..] == two.x[..] && one.y == two.y);
     assert!(one.x.iter().any(|&v| v > 0.0));
 }

@@ -5,6 +5,7 @@
 //! cargo run --release --example mnist -- --help
 //! ```
 
+mod aligned;
 mod idx;
 mod train;
 

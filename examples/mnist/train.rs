@@ -8,6 +8,7 @@ use mlp_kernels::{
     CrossEntropy, CsrRef, Kernels, Linear, LinearGrads, Reduction, Sgd, SparseLinear, Target,
 };
 
+use crate::aligned::Floats;
 use crate::idx;
 
 pub const SIZES: [usize; 4] = [784, 200, 200, 10];
@@ -24,12 +25,12 @@ pub const NORM_SHIFT: f32 = -0.1307 / 0.3081;
 pub struct Net {
     pub layers: [Linear; 3],
     pub sparse: Option<SparseLinear>,
-    pub w: [Vec<f32>; 3],
-    pub b: [Vec<f32>; 3],
-    pub gw: [Vec<f32>; 3],
-    pub gb: [Vec<f32>; 3],
-    pub mw: [Vec<f32>; 3],
-    pub mb: [Vec<f32>; 3],
+    pub w: [Floats; 3],
+    pub b: [Floats; 3],
+    pub gw: [Floats; 3],
+    pub gb: [Floats; 3],
+    pub mw: [Floats; 3],
+    pub mb: [Floats; 3],
 }
 
 impl Net {
@@ -39,8 +40,8 @@ impl Net {
     ) -> Result<Net, mlp_kernels::Error> {
         let layers: [Linear; 3] =
             std::array::from_fn(|l| Linear::new(SIZES[l], SIZES[l + 1]).with_threads(threads));
-        let zeros = |f: &dyn Fn(&Linear) -> usize| -> [Vec<f32>; 3] {
-            std::array::from_fn(|l| vec![0.0; f(&layers[l])])
+        let zeros = |f: &dyn Fn(&Linear) -> usize| -> [Floats; 3] {
+            std::array::from_fn(|l| Floats::zeros(f(&layers[l])))
         };
         let mut net = Net {
             w: zeros(&|l| l.in_features * l.out_features),
@@ -71,7 +72,7 @@ impl Net {
             return;
         }
         let l = self.layers[0];
-        self.w[0] = transpose(&self.w[0], l.out_features, l.in_features);
+        self.w[0] = Floats::from_slice(&transpose(&self.w[0], l.out_features, l.in_features));
         self.sparse = Some(
             SparseLinear::new(l.in_features, l.out_features)
                 .with_normalisation(NORM_SCALE, NORM_SHIFT)
@@ -84,7 +85,7 @@ impl Net {
         let l = self.layers[0];
         match self.sparse {
             Some(_) => transpose(&self.w[0], l.in_features, l.out_features),
-            None => self.w[0].clone(),
+            None => self.w[0].to_vec(),
         }
     }
 
@@ -139,7 +140,11 @@ impl Net {
             .flat_map(|(l, (wn, bn))| {
                 let ly = self.layers[l];
                 let le = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-                let w = if l == 0 { self.w1() } else { self.w[l].clone() };
+                let w = if l == 0 {
+                    self.w1()
+                } else {
+                    self.w[l].to_vec()
+                };
                 [
                     (
                         wn.to_string(),
@@ -205,15 +210,15 @@ impl SparseImages {
 
 /// Activations and their gradients for one batch of at most `cap` rows.
 pub struct Buffers {
-    pub x: Vec<f32>,
+    pub x: Floats,
     /// The batch as CSR rows of raw pixels, for the sparse first layer.
     pub csr_offsets: Vec<usize>,
     pub csr_indices: Vec<u32>,
     pub csr_values: Vec<f32>,
     pub y: Vec<i64>,
-    pub h: [Vec<f32>; 3],
-    pub dh: [Vec<f32>; 3],
-    pub ws: Vec<f32>,
+    pub h: [Floats; 3],
+    pub dh: [Floats; 3],
+    pub ws: Floats,
 }
 
 impl Buffers {
@@ -231,14 +236,14 @@ impl Buffers {
             0
         };
         Buffers {
-            x: vec![0.0; cap * SIZES[0]],
+            x: Floats::zeros(cap * SIZES[0]),
             csr_offsets: vec![0; cap + 1],
             csr_indices: vec![0; sparse_cap],
             csr_values: vec![0.0; sparse_cap],
             y: vec![0; cap],
-            h: std::array::from_fn(|l| vec![0.0; cap * SIZES[l + 1]]),
-            dh: std::array::from_fn(|l| vec![0.0; cap * SIZES[l + 1]]),
-            ws: vec![0.0; ws],
+            h: std::array::from_fn(|l| Floats::zeros(cap * SIZES[l + 1])),
+            dh: std::array::from_fn(|l| Floats::zeros(cap * SIZES[l + 1])),
+            ws: Floats::zeros(ws),
         }
     }
 }
@@ -275,7 +280,7 @@ fn forward_parts(
     net: &Net,
     x: &[f32],
     xs: Option<CsrRef<'_>>,
-    h: &mut [Vec<f32>; 3],
+    h: &mut [Floats; 3],
     ws: &mut [f32],
     n: usize,
     relu_logits: bool,
