@@ -48,16 +48,49 @@ fn batch(rows: usize, cols: usize, density: f64) -> (Vec<usize>, Vec<u32>, Vec<f
     (off, idx, val, dense)
 }
 
-fn data(len: usize, seed: u64) -> Vec<f32> {
+/// `len` floats starting `skew` floats past a 64-byte boundary. The MNIST example
+/// starts its buffers on one; a large `Vec` starts 16 bytes past one (glibc's mmap),
+/// where every 64-byte row load of the sparse kernels crosses two cache lines.
+struct Aligned {
+    buf: Vec<f32>,
+    at: usize,
+    len: usize,
+}
+
+impl Aligned {
+    fn zeros(len: usize, skew: usize) -> Aligned {
+        let buf = vec![0.0f32; len + 32];
+        let at = (16 - (buf.as_ptr() as usize / 4) % 16) % 16 + skew;
+        Aligned { buf, at, len }
+    }
+}
+
+impl std::ops::Deref for Aligned {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        &self.buf[self.at..self.at + self.len]
+    }
+}
+
+impl std::ops::DerefMut for Aligned {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        &mut self.buf[self.at..self.at + self.len]
+    }
+}
+
+fn data(len: usize, seed: u64, skew: usize) -> Aligned {
     let mut rng = Mix(seed);
-    (0..len).map(|_| rng.next() as f32 - 0.5).collect()
+    let mut a = Aligned::zeros(len, skew);
+    a.iter_mut().for_each(|x| *x = rng.next() as f32 - 0.5);
+    a
 }
 
 fn sparse(c: &mut Criterion) {
     let kern = Kernels::detect();
     let (batch_rows, inp, out) = (200, 784, 200);
-    let wt = data(inp * out, 1); // W^T, in x out
-    let dy = data(batch_rows * out, 2);
+    let wt = data(inp * out, 1, 0); // W^T, in x out
+    let wt_skewed = data(inp * out, 1, 4);
+    let dy = data(batch_rows * out, 2, 0);
     for density in [0.05, 0.19, 0.35, 0.5] {
         let (off, idx, val, dense) = batch(batch_rows, inp, density);
         let s = CsrRef::new(batch_rows, inp, &off, &idx, &val).unwrap();
@@ -68,7 +101,7 @@ fn sparse(c: &mut Criterion) {
         group
             .sample_size(20)
             .measurement_time(Duration::from_secs(2));
-        let mut y = vec![0.0f32; batch_rows * out];
+        let mut y = Aligned::zeros(batch_rows * out, 0);
         let mut ws = vec![0.0f32; gemm_workspace_len(batch_rows, out, inp)];
         group.bench_function(
             BenchmarkId::new("sparse_gemm", kern.backend().name()),
@@ -81,6 +114,19 @@ fn sparse(c: &mut Criterion) {
                 })
             },
         );
+        if pct == 19 {
+            group.bench_function(
+                BenchmarkId::new("sparse_gemm, W^T 16 B past a line", kern.backend().name()),
+                |b| {
+                    b.iter(|| {
+                        let bv = MatRef::row_major(&wt_skewed, inp, out).unwrap();
+                        let cv = MatMut::row_major(&mut y, batch_rows, out).unwrap();
+                        kern.sparse_gemm(1.0, black_box(s), bv, 0.0, cv, &mut [])
+                            .unwrap();
+                    })
+                },
+            );
+        }
         let (mut f_off, mut f_idx, mut f_val) = (
             vec![0; inp + 1],
             vec![0u32; val.len()],
@@ -114,8 +160,8 @@ fn sparse(c: &mut Criterion) {
         group
             .sample_size(20)
             .measurement_time(Duration::from_secs(2));
-        let mut gwt = vec![0.0f32; inp * out];
-        let mut gw = vec![0.0f32; out * inp];
+        let mut gwt = Aligned::zeros(inp * out, 0);
+        let mut gw = Aligned::zeros(out * inp, 0);
         let (mut t_off, mut t_idx, mut t_val) = (
             vec![0; inp + 1],
             vec![0u32; val.len()],

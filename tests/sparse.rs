@@ -209,6 +209,97 @@ fn a_wide_row_crosses_column_blocks_and_a_tail() {
     }
 }
 
+/// Rows of S whose entries sit in one place: empty, only the first columns, only the
+/// last ones, every column, or at `density` throughout.
+fn banded(rows: usize, cols: usize, density: f64, rng: &mut SplitMix) -> Sparse {
+    let mut s = Sparse::random(rows, cols, density, rng);
+    let (mut offsets, mut indices, mut values) = (vec![0], vec![], vec![]);
+    for i in 0..rows {
+        let keep = |j: usize| match i % 5 {
+            0 => false,
+            1 => j < 7,
+            2 => j + 7 >= cols,
+            3 => true,
+            _ => s.dense[i * cols + j] != 0.0,
+        };
+        for j in 0..cols {
+            if keep(j) {
+                let v = if s.dense[i * cols + j] != 0.0 {
+                    s.dense[i * cols + j]
+                } else {
+                    0.75
+                };
+                indices.push(j as u32);
+                values.push(v);
+            }
+        }
+        offsets.push(indices.len());
+    }
+    s.dense.iter_mut().for_each(|x| *x = 0.0);
+    for i in 0..rows {
+        for e in offsets[i]..offsets[i + 1] {
+            s.dense[i * cols + indices[e] as usize] = values[e];
+        }
+    }
+    (s.offsets, s.indices, s.values) = (offsets, indices, values);
+    s
+}
+
+#[test]
+fn blocks_of_b_rows_keep_the_one_pass_bits() {
+    // The lesson's first layer is deep enough (784) for the row form to take B's rows
+    // in blocks that stay in cache, carrying each row's sums in C between blocks; a
+    // column-major C has no rows to carry them in and takes one pass. Both must be
+    // the definition, and the same bits. 150 rows make three chunks of 64.
+    let mut rng = SplitMix(29);
+    for (m, k, n, density) in [
+        (150, 784, 200, 0.19),
+        (150, 784, 200, 0.5),
+        (70, 600, 37, 0.3),
+        (9, 784, 1000, 0.19),
+    ] {
+        let s = banded(m, k, density, &mut rng);
+        let b = random_vec(k * n, &mut rng);
+        for kern in kernels() {
+            for alpha in [1.0f32, -0.5] {
+                let (want, bound) =
+                    reference(alpha, &s.dense, m, k, &|p, j| b[p * n + j], n, 0.0, &[]);
+                let bv = MatRef::row_major(&b, k, n).unwrap();
+                let mut c = vec![f32::NAN; m * n];
+                kern.sparse_gemm(
+                    alpha,
+                    s.view(),
+                    bv,
+                    0.0,
+                    MatMut::row_major(&mut c, m, n).unwrap(),
+                    &mut [],
+                )
+                .unwrap();
+                let what = format!("{} {m}x{n}x{k} at {density}", kern.backend());
+                assert_close(&what, &c, &want, &bound);
+                let mut ct = vec![f32::NAN; n * m];
+                kern.sparse_gemm(
+                    alpha,
+                    s.view(),
+                    bv,
+                    0.0,
+                    MatMut::row_major(&mut ct, n, m).unwrap().t(),
+                    &mut [],
+                )
+                .unwrap();
+                for (e, &x) in c.iter().enumerate() {
+                    let y = ct[(e % n) * m + e / n];
+                    assert_eq!(
+                        x.to_bits(),
+                        y.to_bits(),
+                        "{what}: element {e}: {x} by rows, {y} by columns"
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn blas_edge_rules_hold() {
     let s_parts = ([0usize, 1, 2], [0u32, 1], [2.0f32, 3.0]);
