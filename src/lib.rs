@@ -154,7 +154,9 @@ pub use optim::{Sgd, sgd_step};
 #[cfg(feature = "std")]
 pub use parallel::run_on_threads;
 pub use simd::Backend;
-pub use sparse::{CsrRef, SPARSE_BREAK_EVEN_DENSITY, sparse_gemm_workspace_len};
+pub use sparse::{
+    CsrRef, SPARSE_BREAK_EVEN_DENSITY, SPARSE_T_BREAK_EVEN_DENSITY, sparse_gemm_workspace_len,
+};
 
 pub mod loss;
 pub use loss::{

@@ -2,9 +2,9 @@
 //! for a compressed-row S ([`CsrRef`]), with the BLAS rules of [`Kernels::gemm`].
 //!
 //! A product with a sparse S does 2 * nnz * n flops instead of 2 * m * k * n. Below the
-//! break-even density (measured in BENCHMARKS.md) that is faster than any dense GEMM;
-//! above it [`Kernels::sparse_gemm`] expands S and calls the dense GEMM, given the
-//! workspace for it.
+//! break-even density (measured in BENCHMARKS.md; one for each product) that is faster
+//! than any dense GEMM; above it both products expand S and call the dense GEMM, given
+//! the workspace for it.
 
 mod csr;
 mod kernel;
@@ -19,9 +19,15 @@ use crate::{Error, Kernels, MatMut, MatRef};
 
 /// The density (nnz / (m * k)) above which [`Kernels::sparse_gemm`] expands S and runs
 /// the dense GEMM, when the workspace allows: the sparse kernel's flops are
-/// 2 * nnz * n at a lower rate than the dense kernel's 2 * m * k * n (see the
-/// `sparse` bench in BENCHMARKS.md for where the two cross).
-pub const SPARSE_BREAK_EVEN_DENSITY: f64 = 0.3;
+/// 2 * nnz * n at a lower rate than the dense kernel's 2 * m * k * n. On the lesson's
+/// first layer (200 x 200 x 784, Zen 4) the two cross at about 62% (`cargo bench
+/// --bench sparse`, BENCHMARKS.md).
+pub const SPARSE_BREAK_EVEN_DENSITY: f64 = 0.6;
+
+/// The same for [`Kernels::sparse_t_gemm`], whose scatter reads and writes a row of C
+/// for every entry: it crosses the dense GEMM at about 33% on the lesson's weight
+/// gradient (Zen 4).
+pub const SPARSE_T_BREAK_EVEN_DENSITY: f64 = 0.3;
 
 /// The workspace, in f32, that lets [`Kernels::sparse_gemm`] take every path for an
 /// m x n x k product (S is m x k): the dense GEMM above the break-even density (S
@@ -223,7 +229,7 @@ impl Kernels {
     ///
     /// BLAS rules as [`Kernels::gemm`]. `workspace`: none for the sparse path;
     /// [`sparse_gemm_workspace_len`]`(k, n, m)` to let it run the dense GEMM
-    /// (S^T expanded) above [`SPARSE_BREAK_EVEN_DENSITY`].
+    /// (S^T expanded) above [`SPARSE_T_BREAK_EVEN_DENSITY`].
     ///
     /// ```
     /// use mlp_kernels::{CsrRef, Kernels, MatMut, MatRef};
@@ -372,8 +378,12 @@ fn dense_fits(s: &CsrRef<'_>, transpose: bool, n: usize, threads: usize, room: u
         let _ = threads;
         gemm_workspace_len(rows, n, depth)
     };
-    s.density() > SPARSE_BREAK_EVEN_DENSITY
-        && room >= rows.saturating_mul(depth).saturating_add(gemm_len)
+    let break_even = if transpose {
+        SPARSE_T_BREAK_EVEN_DENSITY
+    } else {
+        SPARSE_BREAK_EVEN_DENSITY
+    };
+    s.density() > break_even && room >= rows.saturating_mul(depth).saturating_add(gemm_len)
 }
 
 impl Kernels {
