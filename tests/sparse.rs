@@ -522,6 +522,78 @@ fn sparse_linear_is_linear_on_the_normalised_input() {
                     assert!((f64::from(gw_dense[j * inp + p]) - sum).abs() <= 1e-5 * (mag + 1.0));
                 }
             }
+            // The same gradients from the batch by columns, overwritten and added to.
+            let (mut t_off, mut t_idx, mut t_val) = (
+                vec![0; inp + 1],
+                vec![0u32; s.values.len()],
+                vec![0.0f32; s.values.len()],
+            );
+            let x_t = s
+                .view()
+                .transpose_into(&mut t_off, &mut t_idx, &mut t_val)
+                .unwrap();
+            for accumulate in [false, true] {
+                let mut gwt_t = if accumulate {
+                    start.clone()
+                } else {
+                    vec![f32::NAN; inp * out]
+                };
+                let mut gb_t = vec![if accumulate { 0.5f32 } else { f32::NAN }; out];
+                layer
+                    .backward_transposed(
+                        &kern,
+                        x_t,
+                        &dy,
+                        &mut gwt_t,
+                        Some(&mut gb_t),
+                        accumulate,
+                        &mut ws,
+                    )
+                    .unwrap();
+                for j in 0..out {
+                    let db: f64 = (0..batch).map(|r| f64::from(dy[r * out + j])).sum();
+                    let db = db + if accumulate { 0.5 } else { 0.0 };
+                    assert!(
+                        (f64::from(gb_t[j]) - db).abs() < 1e-5,
+                        "by columns: db[{j}]"
+                    );
+                    for p in 0..inp {
+                        let (mut sum, mut mag) = (0.0f64, 0.0f64);
+                        for r in 0..batch {
+                            let t = f64::from(dy[r * out + j]) * f64::from(norm[r * inp + p]);
+                            sum += t;
+                            mag += t.abs();
+                        }
+                        let want = sum
+                            + if accumulate {
+                                f64::from(start[p * out + j])
+                            } else {
+                                0.0
+                            };
+                        let got = f64::from(gwt_t[p * out + j]);
+                        assert!(
+                            (got - want).abs() <= 1e-5 * (mag + 1.0),
+                            "by columns, accumulate {accumulate}: dW^T[{p},{j}] {got} vs {want}"
+                        );
+                    }
+                }
+            }
+            // A transposed batch of the wrong shape is refused, with nothing written.
+            let mut untouched = vec![7.0f32; inp * out];
+            let wrong = CsrRef::new(
+                inp - 1,
+                batch,
+                &t_off[..inp],
+                &t_idx[..t_off[inp - 1]],
+                &t_val[..t_off[inp - 1]],
+            )
+            .unwrap();
+            assert!(
+                layer
+                    .backward_transposed(&kern, wrong, &dy, &mut untouched, None, false, &mut ws)
+                    .is_err()
+            );
+            assert!(untouched.iter().all(|&v| v == 7.0));
         }
     }
 }
@@ -627,7 +699,18 @@ fn sparse_linear_on_threads_gives_the_one_thread_bits() {
         layer
             .backward(&kern, s.view(), &dy, &mut g, Some(&mut gb), true, &mut ws)
             .unwrap();
-        (y, g, gb)
+        // By columns: 784 rows of x_t, split between the threads.
+        let (mut o, mut i, mut v) = (
+            vec![0; inp + 1],
+            vec![0u32; s.values.len()],
+            vec![0.0; s.values.len()],
+        );
+        let x_t = s.view().transpose_into(&mut o, &mut i, &mut v).unwrap();
+        let mut g_t = vec![f32::NAN; inp * out];
+        layer
+            .backward_transposed(&kern, x_t, &dy, &mut g_t, None, false, &mut ws)
+            .unwrap();
+        (y, g, gb, g_t)
     };
     let one = run(1);
     assert!(run(2) == one && run(0) == one);

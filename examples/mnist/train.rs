@@ -215,6 +215,10 @@ pub struct Buffers {
     pub csr_offsets: Vec<usize>,
     pub csr_indices: Vec<u32>,
     pub csr_values: Vec<f32>,
+    /// The same batch by columns (pixels), for the first layer's weight gradient.
+    pub csr_t_offsets: Vec<usize>,
+    pub csr_t_indices: Vec<u32>,
+    pub csr_t_values: Vec<f32>,
     pub y: Vec<i64>,
     pub h: [Floats; 3],
     pub dh: [Floats; 3],
@@ -240,6 +244,9 @@ impl Buffers {
             csr_offsets: vec![0; cap + 1],
             csr_indices: vec![0; sparse_cap],
             csr_values: vec![0.0; sparse_cap],
+            csr_t_offsets: vec![0; SIZES[0] + 1],
+            csr_t_indices: vec![0; sparse_cap],
+            csr_t_values: vec![0.0; sparse_cap],
             y: vec![0; cap],
             h: std::array::from_fn(|l| Floats::zeros(cap * SIZES[l + 1])),
             dh: std::array::from_fn(|l| Floats::zeros(cap * SIZES[l + 1])),
@@ -344,6 +351,9 @@ pub fn train_step(
         csr_offsets,
         csr_indices,
         csr_values,
+        csr_t_offsets,
+        csr_t_indices,
+        csr_t_values,
         h,
         dh,
         ws,
@@ -354,6 +364,19 @@ pub fn train_step(
         None => None,
     };
     forward_parts(k, net, x, xs, h, ws, n, relu_logits)?;
+    // The weight gradient reads the batch by columns: each row of dW1^T is then one
+    // sum, written once.
+    let xs_t = match xs {
+        Some(xs) => {
+            let nnz = xs.nnz();
+            Some(xs.transpose_into(
+                csr_t_offsets,
+                &mut csr_t_indices[..nnz],
+                &mut csr_t_values[..nnz],
+            )?)
+        }
+        None => None,
+    };
     // Threaded like the rest of the step; [200, 10] is below a thread's worth, so
     // this stays on the calling thread, as the bench shows it should.
     let loss = k.cross_entropy_with_grad_threaded(
@@ -380,10 +403,10 @@ pub fn train_step(
         } else {
             Some(&mut lower[l - 1][..n * SIZES[l]])
         };
-        if let (Some(sl), Some(xs), 0) = (net.sparse, xs, l) {
-            sl.backward(
+        if let (Some(sl), Some(xs_t), 0) = (net.sparse, xs_t, l) {
+            sl.backward_transposed(
                 k,
-                xs,
+                xs_t,
                 &upper[0][..n * SIZES[1]],
                 &mut net.gw[0],
                 Some(&mut net.gb[0]),

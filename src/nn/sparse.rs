@@ -100,6 +100,18 @@ impl SparseLinear {
     }
 
     fn check(&self, x: &CsrRef<'_>, weight_t: &[f32]) -> Result<usize, Error> {
+        self.check_batch(x.rows(), x.cols(), "x cols (= in_features)", weight_t)
+    }
+
+    /// The checks of a batch of `rows` samples of `cols` features (`what` names the
+    /// features' count in an error); returns the batch size.
+    fn check_batch(
+        &self,
+        rows: usize,
+        cols: usize,
+        what: &'static str,
+        weight_t: &[f32],
+    ) -> Result<usize, Error> {
         let (i, o) = (self.in_features, self.out_features);
         if i == 0 || o == 0 {
             return Err(Error::InvalidParameter {
@@ -113,13 +125,13 @@ impl SparseLinear {
                 reason: "scale and shift must be finite",
             });
         }
-        check_len("x cols (= in_features)", i, x.cols())?;
+        check_len(what, i, cols)?;
         let w_len = i.checked_mul(o).ok_or(Error::InvalidParameter {
             name: "weight_t",
             reason: "size overflows usize",
         })?;
         check_len("weight_t (in x out)", w_len, weight_t.len())?;
-        Ok(x.rows())
+        Ok(rows)
     }
 
     /// y = (scale * x + shift) W^T + b for the batch of sparse rows `x`; `bias` may be
@@ -181,6 +193,10 @@ impl SparseLinear {
     /// saw: dW^T = scale * x^T dy + shift * (a row of colsum(dy) for every input), and
     /// db = colsum(dy); overwritten, or added to with `accumulate`. `Err`, with
     /// nothing written, on a wrong length.
+    ///
+    /// Each of x's entries reads and writes a row of dW^T here; when the batch is at
+    /// hand by columns too, [`backward_transposed`](Self::backward_transposed) is
+    /// faster.
     #[allow(clippy::too_many_arguments)]
     pub fn backward(
         &self,
@@ -192,6 +208,69 @@ impl SparseLinear {
         accumulate: bool,
         workspace: &mut [f32],
     ) -> Result<(), Error> {
+        let grads = Grads {
+            weight_t: grad_weight_t,
+            bias: grad_bias,
+            accumulate,
+        };
+        self.backward_from(k, Batch::Rows(x), dy, grads, workspace)
+    }
+
+    /// [`backward`](Self::backward) from the batch by columns: `x_t` is x transposed
+    /// (in x batch; [`CsrRef::transpose_into`] makes it), the same numbers up to the
+    /// order of float operations. Row i of dW^T is then one sum over the samples that
+    /// have input i, kept in registers and written once, where `backward` reads and
+    /// writes the row once per entry: on the lesson's first layer at 19% density, the
+    /// product takes about 0.7 of the time (BENCHMARKS.md, "the weight gradient by
+    /// columns").
+    ///
+    /// ```
+    /// use mlp_kernels::{CsrRef, Kernels, SparseLinear};
+    /// let x = CsrRef::new(2, 3, &[0, 1, 3], &[1, 0, 2], &[4.0, 2.0, 1.0])?;
+    /// let (mut off, mut idx, mut val) = ([0; 4], [0u32; 3], [0.0f32; 3]);
+    /// let x_t = x.transpose_into(&mut off, &mut idx, &mut val)?;
+    /// let layer = SparseLinear::new(3, 2).with_normalisation(0.5, -0.25);
+    /// let (k, dy) = (Kernels::detect(), [1.0f32, -1.0, 0.5, 2.0]);
+    /// let mut ws = vec![0.0; layer.workspace_len()];
+    /// let (mut gw, mut gb) = ([0.0f32; 6], [0.0f32; 2]);
+    /// layer.backward(&k, x, &dy, &mut gw, Some(&mut gb), false, &mut ws)?;
+    /// let (mut gw_t, mut gb_t) = ([0.0f32; 6], [0.0f32; 2]);
+    /// layer.backward_transposed(&k, x_t, &dy, &mut gw_t, Some(&mut gb_t), false, &mut ws)?;
+    /// assert_eq!((gw, gb), (gw_t, gb_t)); // exact here; in general to rounding
+    /// # Ok::<(), mlp_kernels::Error>(())
+    /// ```
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward_transposed(
+        &self,
+        k: &Kernels,
+        x_t: CsrRef<'_>,
+        dy: &[f32],
+        grad_weight_t: &mut [f32],
+        grad_bias: Option<&mut [f32]>,
+        accumulate: bool,
+        workspace: &mut [f32],
+    ) -> Result<(), Error> {
+        let grads = Grads {
+            weight_t: grad_weight_t,
+            bias: grad_bias,
+            accumulate,
+        };
+        self.backward_from(k, Batch::Columns(x_t), dy, grads, workspace)
+    }
+
+    fn backward_from(
+        &self,
+        k: &Kernels,
+        x: Batch<'_>,
+        dy: &[f32],
+        grads: Grads<'_>,
+        workspace: &mut [f32],
+    ) -> Result<(), Error> {
+        let Grads {
+            weight_t: grad_weight_t,
+            bias: grad_bias,
+            accumulate,
+        } = grads;
         let weight_len = grad_weight_t.len();
         // The gradient has W^T's shape; check it as the weight would be.
         let batch = {
@@ -199,7 +278,15 @@ impl SparseLinear {
             if i.checked_mul(o) != Some(weight_len) {
                 check_len("grad weight_t (in x out)", i.saturating_mul(o), weight_len)?;
             }
-            self.check(&x, grad_weight_t)?
+            match x {
+                Batch::Rows(x) => self.check(&x, grad_weight_t)?,
+                Batch::Columns(x_t) => self.check_batch(
+                    x_t.cols(),
+                    x_t.rows(),
+                    "x_t rows (= in_features)",
+                    grad_weight_t,
+                )?,
+            }
         };
         let (i, o) = (self.in_features, self.out_features);
         let dy_len = batch.checked_mul(o).ok_or(Error::InvalidParameter {
@@ -234,17 +321,59 @@ impl SparseLinear {
             x: &mut *col_sums,
             f: Scale(self.shift),
         });
-        fill_rows(k, self.threads, grad_weight_t, col_sums, accumulate);
-        k.sparse_t_gemm_parts(
-            self.threads,
-            self.scale,
-            x,
-            MatRef::row_major(dy, batch, o)?,
-            1.0,
-            MatMut::row_major(grad_weight_t, i, o)?,
-            &mut [],
-        )
+        let dy = MatRef::row_major(dy, batch, o)?;
+        match x {
+            Batch::Columns(x_t) if !accumulate => {
+                // Each row of dW^T: scale * (its sum over x_t's row) + the shift row.
+                k.sparse_gemm_plus_row(
+                    self.threads,
+                    self.scale,
+                    x_t,
+                    dy,
+                    col_sums,
+                    MatMut::row_major(grad_weight_t, i, o)?,
+                    &mut [],
+                )
+            }
+            Batch::Columns(x_t) => {
+                fill_rows(k, self.threads, grad_weight_t, col_sums, true);
+                k.sparse_gemm_scaled(
+                    self.threads,
+                    self.scale,
+                    x_t,
+                    dy,
+                    1.0,
+                    MatMut::row_major(grad_weight_t, i, o)?,
+                )
+            }
+            Batch::Rows(x) => {
+                fill_rows(k, self.threads, grad_weight_t, col_sums, accumulate);
+                k.sparse_t_gemm_parts(
+                    self.threads,
+                    self.scale,
+                    x,
+                    dy,
+                    1.0,
+                    MatMut::row_major(grad_weight_t, i, o)?,
+                    &mut [],
+                )
+            }
+        }
     }
+}
+
+/// The batch a gradient comes from: by rows (samples) or by columns (inputs).
+#[derive(Clone, Copy)]
+enum Batch<'a> {
+    Rows(CsrRef<'a>),
+    Columns(CsrRef<'a>),
+}
+
+/// Where the weight and bias gradients go.
+struct Grads<'g> {
+    weight_t: &'g mut [f32],
+    bias: Option<&'g mut [f32]>,
+    accumulate: bool,
 }
 
 /// `row[j] += sum over the rows of m[.., j]` (m row-major, `o` wide), in row order

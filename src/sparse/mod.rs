@@ -134,6 +134,19 @@ impl Kernels {
         self.sparse_gemm_parts(threads, alpha, s, b, Base::Row(row.as_ptr()), c, workspace)
     }
 
+    /// C = alpha * S * B + beta * C on `threads`, B's rows contiguous (no workspace).
+    pub(crate) fn sparse_gemm_scaled(
+        &self,
+        threads: usize,
+        alpha: f32,
+        s: CsrRef<'_>,
+        b: MatRef<'_>,
+        beta: f32,
+        c: MatMut<'_>,
+    ) -> Result<(), Error> {
+        self.sparse_gemm_parts(threads, alpha, s, b, Base::Scale(beta), c, &mut [])
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn sparse_gemm_parts(
         &self,
