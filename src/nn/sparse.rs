@@ -13,6 +13,7 @@
 //! so only x's non-zeros are multiplied: the mathematics of the dense layer on x_norm,
 //! with the float operations in another order.
 
+use crate::checked::part;
 use crate::error::check_len;
 use crate::simd::{MapInPlace, Simd, ZipInPlace};
 use crate::{CsrRef, Error, Kernels, MatMut, MatRef};
@@ -313,7 +314,8 @@ impl SparseLinear {
                     f: Add,
                 });
             } else {
-                db.copy_from_slice(col_sums);
+                // Both o long (checked above); a zip has no panic path.
+                db.iter_mut().zip(&*col_sums).for_each(|(d, &c)| *d = c);
             }
         }
         // Every row of dW^T starts from shift * colsum(dy) (plus what it held).
@@ -380,10 +382,13 @@ struct Grads<'g> {
 /// for each column, so that the bits do not depend on the threads (which take runs of
 /// columns).
 fn column_sums(k: &Kernels, threads: usize, m: &[f32], o: usize, row: &mut [f32]) {
+    if o == 0 {
+        return; // (the layers refuse it; `chunks_exact` would panic)
+    }
     let sums = |lo: usize, hi: usize, dst: &mut [f32]| {
         for m_row in m.chunks_exact(o) {
             k.isa.vectorize(ZipInPlace {
-                a: &m_row[lo..hi],
+                a: part(m_row, lo..hi),
                 dst: &mut *dst,
                 f: Add,
             });
@@ -405,6 +410,9 @@ fn column_sums(k: &Kernels, threads: usize, m: &[f32], o: usize, row: &mut [f32]
 /// Every row of `g` set to `row`, or `row` added to it.
 fn fill_rows(k: &Kernels, threads: usize, g: &mut [f32], row: &[f32], accumulate: bool) {
     let o = row.len();
+    if o == 0 {
+        return; // (the layers refuse it; `chunks_exact_mut` would panic)
+    }
     let fill = |g: &mut [f32]| {
         for g_row in g.chunks_exact_mut(o) {
             if accumulate {
@@ -414,12 +422,13 @@ fn fill_rows(k: &Kernels, threads: usize, g: &mut [f32], row: &[f32], accumulate
                     f: Add,
                 });
             } else {
-                g_row.copy_from_slice(row);
+                // Equal lengths (o); a zip, not `copy_from_slice`, has no panic path.
+                g_row.iter_mut().zip(row).for_each(|(g, &r)| *g = r);
             }
         }
     };
     #[cfg(feature = "std")]
-    if threads > 1 && o > 0 {
+    if threads > 1 {
         // Runs of whole rows.
         crate::parallel::split_mut(threads, g, o, 1, &|_, rows| fill(rows));
         return;

@@ -137,10 +137,12 @@ fn depth_block(csr: &CsrRef<'_>, lo: usize, hi: usize, width: usize, base: Base,
         return usize::MAX;
     }
     let (num, den) = DEPTH_BLOCK_BYTES_PER_L1D;
-    let rows = (Caches::detect().l1d * num / den / (width * 4)).max(1);
+    let bytes = Caches::detect().l1d.saturating_mul(num) / den;
+    let rows = (bytes / width.saturating_mul(4).max(1)).max(1);
     let (offsets, _, _) = csr.parts();
     let entries = item(offsets, hi, 0).saturating_sub(item(offsets, lo, 0));
-    let per_block = entries.saturating_mul(rows) / ((hi - lo) * csr.cols().max(1));
+    let cells = (hi - lo).saturating_mul(csr.cols()).max(1);
+    let per_block = entries.saturating_mul(rows) / cells;
     if rows >= csr.cols() || per_block < MIN_ENTRIES_PER_BLOCK {
         usize::MAX
     } else {

@@ -209,6 +209,17 @@ pub extern "C" fn mlp_kernels_smoke() -> u32 {
                     opaque(true),
                     ws,
                 ));
+                if let Ok(t) = t {
+                    fail(layer.backward_transposed(
+                        &k,
+                        t,
+                        yl,
+                        opaque(&mut dw[..]),
+                        Some(opaque(&mut db[..])),
+                        opaque(false),
+                        ws,
+                    ));
+                }
             }
             Err(e) => fail(Err(e)),
         }
