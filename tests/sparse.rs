@@ -503,16 +503,17 @@ fn sparse_linear_is_linear_on_the_normalised_input() {
             dense
                 .backward(&kern, &norm, &w, &dy, grads, &mut dws)
                 .unwrap();
+            // dW^T[p, j] in f64 from the normalised input, with the sum of magnitudes.
+            let dw_t = |p: usize, j: usize| {
+                (0..batch)
+                    .map(|r| f64::from(dy[r * out + j]) * f64::from(norm[r * inp + p]))
+                    .fold((0.0f64, 0.0f64), |(sum, mag), t| (sum + t, mag + t.abs()))
+            };
+            let db = |j: usize| -> f64 { (0..batch).map(|r| f64::from(dy[r * out + j])).sum() };
             for j in 0..out {
-                let db: f64 = (0..batch).map(|r| f64::from(dy[r * out + j])).sum();
-                assert!((f64::from(gb[j]) - (db + 0.5)).abs() < 1e-5);
+                assert!((f64::from(gb[j]) - (db(j) + 0.5)).abs() < 1e-5);
                 for p in 0..inp {
-                    let (mut sum, mut mag) = (0.0f64, 0.0f64);
-                    for r in 0..batch {
-                        let t = f64::from(dy[r * out + j]) * f64::from(norm[r * inp + p]);
-                        sum += t;
-                        mag += t.abs();
-                    }
+                    let (sum, mag) = dw_t(p, j);
                     let want = sum + f64::from(start[p * out + j]);
                     let got = f64::from(gwt[p * out + j]);
                     assert!(
@@ -551,19 +552,13 @@ fn sparse_linear_is_linear_on_the_normalised_input() {
                     )
                     .unwrap();
                 for j in 0..out {
-                    let db: f64 = (0..batch).map(|r| f64::from(dy[r * out + j])).sum();
-                    let db = db + if accumulate { 0.5 } else { 0.0 };
+                    let db = db(j) + if accumulate { 0.5 } else { 0.0 };
                     assert!(
                         (f64::from(gb_t[j]) - db).abs() < 1e-5,
                         "by columns: db[{j}]"
                     );
                     for p in 0..inp {
-                        let (mut sum, mut mag) = (0.0f64, 0.0f64);
-                        for r in 0..batch {
-                            let t = f64::from(dy[r * out + j]) * f64::from(norm[r * inp + p]);
-                            sum += t;
-                            mag += t.abs();
-                        }
+                        let (sum, mag) = dw_t(p, j);
                         let want = sum
                             + if accumulate {
                                 f64::from(start[p * out + j])
