@@ -6,11 +6,13 @@
 //! column indices, then small-integer values (so that the f64 reference is exact and
 //! f32 is within the rounding of the sums). Asserts: no panic; `CsrRef::new` accepts
 //! only sorted, in-range, duplicate-free rows; the products agree with the reference;
-//! beta = 0 ignores the NaN planted in C.
+//! beta = 0 ignores the NaN planted in C; `transpose_into` is the transpose; and
+//! `SparseLinear`'s weight gradient by rows (`backward`) and by columns
+//! (`backward_transposed`) are both the f64 definition, exactly (small integers).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mlp_kernels::{CsrRef, MatMut, MatRef, sparse_gemm_workspace_len};
+use mlp_kernels::{CsrRef, MatMut, MatRef, SparseLinear, sparse_gemm_workspace_len};
 use mlp_kernels_fuzz::kernels;
 
 fuzz_target!(|data: &[u8]| {
@@ -115,6 +117,59 @@ fuzz_target!(|data: &[u8]| {
             }
             // Small integers: every partial sum is exact in f32.
             assert_eq!(f64::from(c[i * n + j]), want, "({i}, {j})");
+        }
+    }
+
+    // The transpose.
+    let (mut to, mut ti, mut tv) = (vec![0usize; kk + 1], vec![0u32; nnz], vec![0.0f32; nnz]);
+    let t = s.transpose_into(&mut to, &mut ti, &mut tv).unwrap();
+    for p in 0..kk {
+        for i in 0..m {
+            assert_eq!(
+                t.get(p, i).map(f64::from),
+                Some(dense[i * kk + p]),
+                "S^T ({p}, {i})"
+            );
+        }
+    }
+    // The layer's gradients from S (batch m x kk inputs) and dy (m x n), by rows and
+    // by columns, with an integer normalisation so that both are exact.
+    let (scale, shift) = (
+        [1.0f32, 2.0][form as usize >> 3 & 1],
+        [0.0f32, -1.0][form as usize >> 4 & 1],
+    );
+    let layer = SparseLinear::new(kk, n).with_normalisation(scale, shift);
+    let dy: Vec<f32> = (0..m * n)
+        .map(|_| f32::from(bytes.next().unwrap_or(5) as i8 % 8))
+        .collect();
+    let mut ws = vec![0.0; layer.workspace_len()];
+    let (mut g_rows, mut b_rows) = (vec![f32::NAN; kk * n], vec![f32::NAN; n]);
+    layer
+        .backward(&k, s, &dy, &mut g_rows, Some(&mut b_rows), false, &mut ws)
+        .unwrap();
+    let (mut g_cols, mut b_cols) = (vec![f32::NAN; kk * n], vec![f32::NAN; n]);
+    layer
+        .backward_transposed(&k, t, &dy, &mut g_cols, Some(&mut b_cols), false, &mut ws)
+        .unwrap();
+    for j in 0..n {
+        let db: f64 = (0..m).map(|r| f64::from(dy[r * n + j])).sum();
+        assert_eq!(f64::from(b_rows[j]), db, "db by rows ({j})");
+        assert_eq!(f64::from(b_cols[j]), db, "db by columns ({j})");
+        for p in 0..kk {
+            let sum: f64 = (0..m)
+                .map(|r| dense[r * kk + p] * f64::from(dy[r * n + j]))
+                .sum();
+            let want = f64::from(scale) * sum + f64::from(shift) * db;
+            assert_eq!(
+                f64::from(g_rows[p * n + j]),
+                want,
+                "dW^T by rows ({p}, {j})"
+            );
+            assert_eq!(
+                f64::from(g_cols[p * n + j]),
+                want,
+                "dW^T by columns ({p}, {j})"
+            );
         }
     }
 });
