@@ -11,9 +11,14 @@
 //!
 //! `cargo bench --bench sparse`
 
+#[path = "../examples/mnist/aligned.rs"]
+#[allow(dead_code)]
+mod aligned;
+
 use std::hint::black_box;
 use std::time::Duration;
 
+use aligned::Floats;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use mlp_kernels::{CsrRef, Kernels, MatMut, MatRef, gemm_workspace_len};
 
@@ -48,40 +53,16 @@ fn batch(rows: usize, cols: usize, density: f64) -> (Vec<usize>, Vec<u32>, Vec<f
     (off, idx, val, dense)
 }
 
-/// `len` floats starting `skew` floats past a 64-byte boundary. The MNIST example
-/// starts its buffers on one; a large `Vec` starts 16 bytes past one (glibc's mmap),
-/// where every 64-byte row load of the sparse kernels crosses two cache lines.
-struct Aligned {
-    buf: Vec<f32>,
-    at: usize,
-    len: usize,
-}
-
-impl Aligned {
-    fn zeros(len: usize, skew: usize) -> Aligned {
-        let buf = vec![0.0f32; len + 32];
-        let at = (16 - (buf.as_ptr() as usize / 4) % 16) % 16 + skew;
-        Aligned { buf, at, len }
-    }
-}
-
-impl std::ops::Deref for Aligned {
-    type Target = [f32];
-    fn deref(&self) -> &[f32] {
-        &self.buf[self.at..self.at + self.len]
-    }
-}
-
-impl std::ops::DerefMut for Aligned {
-    fn deref_mut(&mut self) -> &mut [f32] {
-        &mut self.buf[self.at..self.at + self.len]
-    }
-}
-
-fn data(len: usize, seed: u64, skew: usize) -> Aligned {
+/// `len` floats from `seed`, starting `skew` floats past a 64-byte boundary. The
+/// MNIST example starts its buffers on one (its `Floats`, used here); a large `Vec`
+/// starts 16 bytes past one (glibc's mmap), where every 64-byte row load of the
+/// sparse kernels crosses two cache lines.
+fn data(len: usize, seed: u64, skew: usize) -> Floats {
     let mut rng = Mix(seed);
-    let mut a = Aligned::zeros(len, skew);
-    a.iter_mut().for_each(|x| *x = rng.next() as f32 - 0.5);
+    let mut a = Floats::zeros(len + skew);
+    a[skew..]
+        .iter_mut()
+        .for_each(|x| *x = rng.next() as f32 - 0.5);
     a
 }
 
@@ -101,7 +82,7 @@ fn sparse(c: &mut Criterion) {
         group
             .sample_size(20)
             .measurement_time(Duration::from_secs(2));
-        let mut y = Aligned::zeros(batch_rows * out, 0);
+        let mut y = Floats::zeros(batch_rows * out);
         let mut ws = vec![0.0f32; gemm_workspace_len(batch_rows, out, inp)];
         group.bench_function(
             BenchmarkId::new("sparse_gemm", kern.backend().name()),
@@ -119,7 +100,7 @@ fn sparse(c: &mut Criterion) {
                 BenchmarkId::new("sparse_gemm, W^T 16 B past a line", kern.backend().name()),
                 |b| {
                     b.iter(|| {
-                        let bv = MatRef::row_major(&wt_skewed, inp, out).unwrap();
+                        let bv = MatRef::row_major(&wt_skewed[4..], inp, out).unwrap();
                         let cv = MatMut::row_major(&mut y, batch_rows, out).unwrap();
                         kern.sparse_gemm(1.0, black_box(s), bv, 0.0, cv, &mut [])
                             .unwrap();
@@ -160,8 +141,8 @@ fn sparse(c: &mut Criterion) {
         group
             .sample_size(20)
             .measurement_time(Duration::from_secs(2));
-        let mut gwt = Aligned::zeros(inp * out, 0);
-        let mut gw = Aligned::zeros(out * inp, 0);
+        let mut gwt = Floats::zeros(inp * out);
+        let mut gw = Floats::zeros(out * inp);
         let (mut t_off, mut t_idx, mut t_val) = (
             vec![0; inp + 1],
             vec![0u32; val.len()],

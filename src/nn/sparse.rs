@@ -214,12 +214,16 @@ impl SparseLinear {
         accumulate: bool,
         workspace: &mut [f32],
     ) -> Result<(), Error> {
-        let grads = Grads {
-            weight_t: grad_weight_t,
-            bias: grad_bias,
+        let batch = Batch::Rows(x);
+        self.backward_from(
+            k,
+            batch,
+            dy,
+            grad_weight_t,
+            grad_bias,
             accumulate,
-        };
-        self.backward_from(k, Batch::Rows(x), dy, grads, workspace)
+            workspace,
+        )
     }
 
     /// [`backward`](Self::backward) from the batch by columns: `x_t` is x transposed
@@ -256,27 +260,29 @@ impl SparseLinear {
         accumulate: bool,
         workspace: &mut [f32],
     ) -> Result<(), Error> {
-        let grads = Grads {
-            weight_t: grad_weight_t,
-            bias: grad_bias,
+        let batch = Batch::Columns(x_t);
+        self.backward_from(
+            k,
+            batch,
+            dy,
+            grad_weight_t,
+            grad_bias,
             accumulate,
-        };
-        self.backward_from(k, Batch::Columns(x_t), dy, grads, workspace)
+            workspace,
+        )
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn backward_from(
         &self,
         k: &Kernels,
         x: Batch<'_>,
         dy: &[f32],
-        grads: Grads<'_>,
+        grad_weight_t: &mut [f32],
+        grad_bias: Option<&mut [f32]>,
+        accumulate: bool,
         workspace: &mut [f32],
     ) -> Result<(), Error> {
-        let Grads {
-            weight_t: grad_weight_t,
-            bias: grad_bias,
-            accumulate,
-        } = grads;
         let weight_len = grad_weight_t.len();
         // The gradient has W^T's shape; check it as the weight would be.
         let batch = {
@@ -374,13 +380,6 @@ impl SparseLinear {
 enum Batch<'a> {
     Rows(CsrRef<'a>),
     Columns(CsrRef<'a>),
-}
-
-/// Where the weight and bias gradients go.
-struct Grads<'g> {
-    weight_t: &'g mut [f32],
-    bias: Option<&'g mut [f32]>,
-    accumulate: bool,
 }
 
 /// `row[j] += sum over the rows of m[.., j]` (m row-major, `o` wide), in row order

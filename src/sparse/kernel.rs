@@ -133,7 +133,7 @@ const MIN_ENTRIES_PER_BLOCK: usize = 4;
 #[inline(never)]
 fn depth_block(csr: &CsrRef<'_>, lo: usize, hi: usize, width: usize, base: Base, c: Out) -> usize {
     let reads_c = matches!(base, Base::Scale(beta) if beta != 0.0);
-    if c.cs != 1 || reads_c || hi <= lo || width == 0 {
+    if c.cs != 1 || reads_c || hi <= lo {
         return usize::MAX;
     }
     let (num, den) = DEPTH_BLOCK_BYTES_PER_L1D;
@@ -206,7 +206,6 @@ pub(crate) unsafe fn rows_times_dense<S: GemmKernel>(
                     }
                     let pass = Pass {
                         resume: from > 0,
-                        last,
                         bound: if last { usize::MAX } else { k1 },
                     };
                     let c_ij = c.ptr.wrapping_add(i * c.rs + j0 * c.cs);
@@ -247,9 +246,8 @@ pub(crate) unsafe fn rows_times_dense<S: GemmKernel>(
 struct Pass {
     /// C's row holds the sums of earlier entries (else they start at 0).
     resume: bool,
-    /// No entries follow: apply alpha and the base (else keep the sums in C).
-    last: bool,
-    /// The entries to add are those with a column index below this.
+    /// The entries to add are those with a column index below this; `usize::MAX` for
+    /// the last pass, which applies alpha and the base (the others keep the sums in C).
     bound: usize,
 }
 
@@ -285,58 +283,38 @@ unsafe fn row_block<S: Simd, const NV: usize>(
     } else {
         [s.splat(0.0); NV]
     };
+    // One loop for each case, each without the other's tests: the last pass (no
+    // bound, B's rows asked for ahead) or a block (B's rows in cache, stop at the
+    // bound), and a whole or a partial last vector.
+    let bound = pass.bound;
     // SAFETY: forwarded.
-    let (acc, taken) = unsafe { accumulate(s, acc, idx, val, b, tail, pass.bound) };
-    if pass.last {
-        // SAFETY: forwarded.
-        unsafe { store_row(s, &acc, tail, alpha, base, c) }
-    } else {
-        for (q, &a) in acc.iter().enumerate() {
-            // SAFETY: C's row block is contiguous here and owned.
-            let out = unsafe { core::slice::from_raw_parts_mut(c.ptr.add(q * S::LANES), width(q)) };
-            if q == last && tail != S::LANES {
-                s.store_partial(out, a)
-            } else {
-                s.store(out, a)
-            }
-        }
-    }
-    taken
-}
-
-/// acc += v * B[p, ..] for each entry (p, v) in order, up to the first with p >=
-/// `bound`; returns the sums and the number of entries added.
-///
-/// # Safety
-/// B's row p holds NV vectors (the last `tail` wide) for every index p.
-#[inline(always)]
-unsafe fn accumulate<S: Simd, const NV: usize>(
-    s: S,
-    acc: [S::V; NV],
-    idx: &[u32],
-    val: &[f32],
-    b: Rows,
-    tail: usize,
-    bound: usize,
-) -> ([S::V; NV], usize) {
-    // One loop for each case, each without the other's tests: one pass (no bound, B's
-    // rows asked for ahead) or a block (B's rows in cache, stop at the bound), and a
-    // whole or a partial last vector.
-    // SAFETY: forwarded.
-    unsafe {
+    let (acc, taken) = unsafe {
         match (bound == usize::MAX, tail == S::LANES) {
             (true, true) => entries::<S, NV, true, true>(s, acc, idx, val, b, tail, bound),
             (true, false) => entries::<S, NV, true, false>(s, acc, idx, val, b, tail, bound),
             (false, true) => entries::<S, NV, false, true>(s, acc, idx, val, b, tail, bound),
             (false, false) => entries::<S, NV, false, false>(s, acc, idx, val, b, tail, bound),
         }
+    };
+    if bound == usize::MAX {
+        // SAFETY: forwarded.
+        unsafe { store_row(s, &acc, tail, alpha, base, c) }
+    } else {
+        for (q, &a) in acc.iter().enumerate() {
+            // SAFETY: C's row block is contiguous here and owned.
+            let out = unsafe { core::slice::from_raw_parts_mut(c.ptr.add(q * S::LANES), width(q)) };
+            store_any(s, out, a);
+        }
     }
+    taken
 }
 
-/// The loop of [`accumulate`] for one case.
+/// acc += v * B[p, ..] for each entry (p, v) in order, up to the first with p >=
+/// `bound` (`ONE_PASS`: all of them); returns the sums and the number added.
 ///
 /// # Safety
-/// As [`accumulate`], with `tail == S::LANES` when `WHOLE_LAST`.
+/// B's row p holds NV vectors (the last `tail` wide) for every index p, and
+/// `tail == S::LANES` when `WHOLE_LAST`.
 #[inline(always)]
 unsafe fn entries<S: Simd, const NV: usize, const ONE_PASS: bool, const WHOLE_LAST: bool>(
     s: S,
@@ -407,12 +385,7 @@ unsafe fn store_row<S: Simd, const NV: usize>(
                     core::slice::from_raw_parts(r.add(q * S::LANES), w)
                 })),
             };
-            let y = add.map_or(y, |b| s.add(y, b));
-            if w == S::LANES {
-                s.store(out, y)
-            } else {
-                s.store_partial(out, y)
-            }
+            store_any(s, out, add.map_or(y, |b| s.add(y, b)));
         } else {
             let mut buf = [0.0f32; MAX_LANES];
             s.store(&mut buf, y);
@@ -438,6 +411,16 @@ fn load_any<S: Simd>(s: S, x: &[f32]) -> S::V {
         s.load(x)
     } else {
         s.load_partial(x, 0.0)
+    }
+}
+
+/// `v` into `x`: a whole vector, or its first `x.len()` lanes.
+#[inline(always)]
+fn store_any<S: Simd>(s: S, x: &mut [f32], v: S::V) {
+    if x.len() == S::LANES {
+        s.store(x, v)
+    } else {
+        s.store_partial(x, v)
     }
 }
 
@@ -538,12 +521,7 @@ unsafe fn scatter_block<S: Simd, const NV: usize>(
             let w = if q + 1 == NV { tail } else { S::LANES };
             // SAFETY: row p of C holds these columns, and no other thread has it.
             let out = unsafe { core::slice::from_raw_parts_mut(c_p.add(q * S::LANES), w) };
-            let y = s.fma(x, bq, load_any(s, out));
-            if w == S::LANES {
-                s.store(out, y)
-            } else {
-                s.store_partial(out, y)
-            }
+            store_any(s, out, s.fma(x, bq, load_any(s, out)));
         }
     }
 }
