@@ -183,13 +183,11 @@ impl<'a> CsrRef<'a> {
         }
         // Counts land one place to the right, so that the prefix sum leaves each
         // column's start in offsets[j] and its end in offsets[j + 1].
-        // (`new` checked every index below cols, and the lengths are checked above, so
-        // no `get` below misses.)
         row_offsets.fill(0);
         for &j in self.indices {
-            if let Some(count) = row_offsets.get_mut(j as usize + 1) {
-                *count += 1;
-            }
+            // SAFETY: `new` checked every column index below cols, and row_offsets
+            // holds cols + 1 (checked above).
+            unsafe { *row_offsets.get_unchecked_mut(j as usize + 1) += 1 };
         }
         let mut sum = 0;
         for o in row_offsets.iter_mut() {
@@ -197,14 +195,21 @@ impl<'a> CsrRef<'a> {
             *o = sum;
         }
         // Fill: offsets[j] is column j's next free place; afterwards it is the end of
-        // column j, i.e. the start of column j + 1, so shift back by one.
-        for i in 0..self.rows {
-            let (idx, val) = self.row(i);
-            for (&j, &v) in idx.iter().zip(val) {
-                if let Some(p) = row_offsets.get_mut(j as usize) {
-                    if let (Some(ci), Some(vi)) = (col_indices.get_mut(*p), values.get_mut(*p)) {
-                        (*ci, *vi) = (i as u32, v);
-                    }
+        // column j, i.e. the start of column j + 1, so shift back by one. Unchecked:
+        // the three bounds tests per entry cost this loop 15-25% (the lesson's
+        // batch, 30K entries: 54-62 us against 46 on Zen 4).
+        for (i, w) in self.offsets.windows(2).enumerate() {
+            for e in w[0]..w[1] {
+                // SAFETY: `new` checked w[0] <= w[1] <= nnz = the length of indices
+                // and values, and every index below cols < row_offsets.len(). Column
+                // j's places are offsets[j]..offsets[j + 1] of the prefix sum above,
+                // and it has exactly that many entries, so each p stays below nnz,
+                // the length of col_indices and values (checked above).
+                unsafe {
+                    let j = *self.indices.get_unchecked(e) as usize;
+                    let p = row_offsets.get_unchecked_mut(j);
+                    *col_indices.get_unchecked_mut(*p) = i as u32;
+                    *values.get_unchecked_mut(*p) = *self.values.get_unchecked(e);
                     *p += 1;
                 }
             }
