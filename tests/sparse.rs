@@ -710,3 +710,82 @@ fn sparse_linear_on_threads_gives_the_one_thread_bits() {
     let one = run(1);
     assert!(run(2) == one && run(0) == one);
 }
+
+/// The forward pass that also transposes the batch (beside the product, in the last
+/// thread's part) gives the forward pass's bits and the transpose, element by element,
+/// on every thread count; short buffers are refused before anything is written.
+#[test]
+fn forward_transposing_is_the_forward_pass_and_the_transpose() {
+    let (inp, out) = (784, 200);
+    let mut rng = SplitMix(13);
+    let wt = random_vec(inp * out, &mut rng);
+    let bias = random_vec(out, &mut rng);
+    let kern = Kernels::detect();
+    for (batch, density) in [(200, 0.19), (7, 0.5), (1, 0.0), (64, 1.0)] {
+        let s = Sparse::random(batch, inp, density, &mut rng);
+        let nnz = s.values.len();
+        let layer = |threads| {
+            SparseLinear::new(inp, out)
+                .with_normalisation(0.0127, -0.4242)
+                .with_threads(threads)
+        };
+        let mut ws = vec![0.0; layer(1).workspace_len()];
+        let mut want = vec![0.0; batch * out];
+        layer(1)
+            .forward(&kern, s.view(), &wt, Some(&bias), &mut want, &mut ws)
+            .unwrap();
+        for threads in [1, 2, 3, 0] {
+            let (mut o, mut i, mut v) = (vec![7; inp + 1], vec![7u32; nnz], vec![7.0; nnz]);
+            let mut y = vec![f32::NAN; batch * out];
+            let x_t = layer(threads)
+                .forward_transposing(
+                    &kern,
+                    s.view(),
+                    &wt,
+                    Some(&bias),
+                    &mut y,
+                    &mut ws,
+                    &mut o,
+                    &mut i,
+                    &mut v,
+                )
+                .unwrap();
+            assert!(y == want, "batch {batch}, threads {threads}: y");
+            assert_eq!((x_t.rows(), x_t.cols(), x_t.nnz()), (inp, batch, nnz));
+            // Expanded, x_t is the dense batch transposed, rows in order.
+            let mut dense_t = vec![0.0f32; inp * batch];
+            for c in 0..inp {
+                let (idx, val) = x_t.row(c);
+                assert!(idx.windows(2).all(|p| p[0] < p[1]));
+                for (&r, &x) in idx.iter().zip(val) {
+                    dense_t[c * batch + r as usize] = x;
+                }
+            }
+            for (e, &x) in s.dense.iter().enumerate() {
+                let (r, c) = (e / inp, e % inp);
+                assert_eq!(
+                    dense_t[c * batch + r],
+                    x,
+                    "batch {batch}, threads {threads}"
+                );
+            }
+        }
+        if nnz > 0 {
+            let (mut o, mut i, mut v) = (vec![7; inp + 1], vec![7u32; nnz - 1], vec![7.0; nnz]);
+            let mut y = vec![5.0f32; batch * out];
+            let got = layer(2).forward_transposing(
+                &kern,
+                s.view(),
+                &wt,
+                Some(&bias),
+                &mut y,
+                &mut ws,
+                &mut o,
+                &mut i,
+                &mut v,
+            );
+            assert!(got.is_err());
+            assert!(y.iter().all(|&x| x == 5.0) && o.iter().all(|&x| x == 7));
+        }
+    }
+}

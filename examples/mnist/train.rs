@@ -276,22 +276,29 @@ pub fn forward(
         Some(_) => Some(batch_csr(csr_offsets, csr_indices, csr_values, n)?),
         None => None,
     };
-    forward_parts(k, net, x, xs, h, ws, n, relu_logits)
+    forward_parts(k, net, x, xs, None, h, ws, n, relu_logits)?;
+    Ok(())
 }
 
+/// Buffers for the sparse batch by columns: offsets, indices, values.
+type ByColumns<'t> = (&'t mut [usize], &'t mut [u32], &'t mut [f32]);
+
 /// [`forward`] on the batch's parts, the sparse input (when the first layer is
-/// sparse) checked once by the caller.
+/// sparse) checked once by the caller; given `by_columns`, also the batch transposed
+/// into them (made beside the first layer's product).
 #[allow(clippy::too_many_arguments)]
-fn forward_parts(
+fn forward_parts<'t>(
     k: &Kernels,
     net: &Net,
     x: &[f32],
     xs: Option<CsrRef<'_>>,
+    mut by_columns: Option<ByColumns<'t>>,
     h: &mut [Floats; 3],
     ws: &mut [f32],
     n: usize,
     relu_logits: bool,
-) -> Result<(), mlp_kernels::Error> {
+) -> Result<Option<CsrRef<'t>>, mlp_kernels::Error> {
+    let mut xs_t = None;
     for l in 0..3 {
         let (prev, rest) = h.split_at_mut(l);
         let input: &[f32] = if l == 0 {
@@ -300,8 +307,12 @@ fn forward_parts(
             &prev[l - 1][..n * SIZES[l]]
         };
         let out = &mut rest[0][..n * SIZES[l + 1]];
-        match (net.sparse, xs) {
-            (Some(sl), Some(xs)) if l == 0 => {
+        match (net.sparse, xs, by_columns.take()) {
+            (Some(sl), Some(xs), Some((o, i, v))) if l == 0 => {
+                let (w, b) = (&net.w[0], Some(&net.b[0][..]));
+                xs_t = Some(sl.forward_transposing(k, xs, w, b, out, ws, o, i, v)?);
+            }
+            (Some(sl), Some(xs), _) if l == 0 => {
                 sl.forward(k, xs, &net.w[0], Some(&net.b[0]), out, ws)?
             }
             _ => net.layers[l].forward(k, input, &net.w[l], Some(&net.b[l]), out, ws)?,
@@ -310,7 +321,7 @@ fn forward_parts(
             k.relu_in_place_threaded(net.layers[l].threads, out);
         }
     }
-    Ok(())
+    Ok(xs_t)
 }
 
 /// The first `n` rows of the batch's CSR buffers as a checked view.
@@ -363,20 +374,14 @@ pub fn train_step(
         Some(_) => Some(batch_csr(csr_offsets, csr_indices, csr_values, n)?),
         None => None,
     };
-    forward_parts(k, net, x, xs, h, ws, n, relu_logits)?;
     // The weight gradient reads the batch by columns: each row of dW1^T is then one
     // sum, written once.
-    let xs_t = match xs {
-        Some(xs) => {
-            let nnz = xs.nnz();
-            Some(xs.transpose_into(
-                csr_t_offsets,
-                &mut csr_t_indices[..nnz],
-                &mut csr_t_values[..nnz],
-            )?)
-        }
-        None => None,
-    };
+    let by_columns = xs.map(|xs| {
+        let nnz = xs.nnz();
+        let (i, v) = (&mut csr_t_indices[..nnz], &mut csr_t_values[..nnz]);
+        (&mut csr_t_offsets[..], i, v)
+    });
+    let xs_t = forward_parts(k, net, x, xs, by_columns, h, ws, n, relu_logits)?;
     // Threaded like the rest of the step; [200, 10] is below a thread's worth, so
     // this stays on the calling thread, as the bench shows it should.
     let loss = k.cross_entropy_with_grad_threaded(

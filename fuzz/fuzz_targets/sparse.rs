@@ -8,7 +8,9 @@
 //! only sorted, in-range, duplicate-free rows; the products agree with the reference;
 //! beta = 0 ignores the NaN planted in C; `transpose_into` is the transpose; and
 //! `SparseLinear`'s weight gradient by rows (`backward`) and by columns
-//! (`backward_transposed`) are both the f64 definition, exactly (small integers).
+//! (`backward_transposed`) are both the f64 definition, exactly (small integers), as
+//! is its forward pass on two threads with the transpose made beside it
+//! (`forward_transposing`).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -170,6 +172,30 @@ fuzz_target!(|data: &[u8]| {
                 want,
                 "dW^T by columns ({p}, {j})"
             );
+        }
+    }
+    // The forward pass with the transpose made beside it (two threads: in the second
+    // thread's part): the f64 definition, exactly, and the same transpose.
+    let wt: Vec<f32> = (0..kk * n)
+        .map(|_| f32::from(bytes.next().unwrap_or(3) as i8 % 8))
+        .collect();
+    let bias: Vec<f32> = (0..n).map(|j| (j % 5) as f32 - 2.0).collect();
+    let mut y = vec![f32::NAN; m * n];
+    let (mut uo, mut ui, mut uv) = (vec![0usize; kk + 1], vec![0u32; nnz], vec![0.0f32; nnz]);
+    let u = layer
+        .with_threads(2)
+        .forward_transposing(&k, s, &wt, Some(&bias), &mut y, &mut ws, &mut uo, &mut ui, &mut uv)
+        .unwrap();
+    assert_eq!(u.parts(), t.parts(), "the transpose beside the forward pass");
+    for i in 0..m {
+        for j in 0..n {
+            let (mut sx, mut sw) = (0.0f64, 0.0f64);
+            for p in 0..kk {
+                sx += dense[i * kk + p] * f64::from(wt[p * n + j]);
+                sw += f64::from(wt[p * n + j]);
+            }
+            let want = f64::from(scale) * sx + f64::from(bias[j]) + f64::from(shift) * sw;
+            assert_eq!(f64::from(y[i * n + j]), want, "y ({i}, {j})");
         }
     }
 });

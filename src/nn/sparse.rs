@@ -13,9 +13,10 @@
 //! so only x's non-zeros are multiplied: the mathematics of the dense layer on x_norm,
 //! with the float operations in another order.
 
-use crate::checked::part;
+use crate::checked::{part, part_mut};
 use crate::error::check_len;
 use crate::simd::{MapInPlace, Simd, ZipInPlace};
+use crate::sparse::Beside;
 use crate::{CsrRef, Error, Kernels, MatMut, MatRef};
 
 use super::Add;
@@ -151,8 +152,95 @@ impl SparseLinear {
         y: &mut [f32],
         workspace: &mut [f32],
     ) -> Result<(), Error> {
-        let batch = self.check(&x, weight_t)?;
-        let (i, o) = (self.in_features, self.out_features);
+        let batch = self.check_forward(&x, weight_t, bias, y, workspace)?;
+        self.forward_checked(k, x, weight_t, bias, y, workspace, batch, None)
+    }
+
+    /// [`forward`](Self::forward), and x transposed into the three buffers as
+    /// [`CsrRef::transpose_into`] makes it, for
+    /// [`backward_transposed`](Self::backward_transposed). On more than one thread
+    /// the transpose runs beside the product, in the last thread's part, which takes
+    /// fewer of x's rows: on two threads the transpose then costs about half of its
+    /// time alone (BENCHMARKS.md). `Err`, with nothing written, on a wrong length.
+    ///
+    /// ```
+    /// use mlp_kernels::{CsrRef, Kernels, SparseLinear};
+    /// let x = CsrRef::new(2, 3, &[0, 1, 3], &[1, 0, 2], &[4.0, 2.0, 1.0])?;
+    /// let w_t = [1.0f32, -1.0, 2.0, 0.5, 3.0, 0.0];
+    /// let layer = SparseLinear::new(3, 2).with_normalisation(0.5, -0.25);
+    /// let (k, mut ws) = (Kernels::detect(), vec![0.0; layer.workspace_len()]);
+    /// let (mut off, mut idx, mut val) = ([0; 4], [0u32; 3], [0.0f32; 3]);
+    /// let mut y = [0.0f32; 4];
+    /// let x_t = layer.forward_transposing(&k, x, &w_t, None, &mut y, &mut ws, &mut off, &mut idx, &mut val)?;
+    /// let mut y_alone = [0.0f32; 4];
+    /// layer.forward(&k, x, &w_t, None, &mut y_alone, &mut ws)?;
+    /// assert_eq!(y, y_alone);
+    /// assert_eq!((x_t.rows(), x_t.get(0, 1), x_t.get(2, 1)), (3, Some(2.0), Some(1.0)));
+    /// # Ok::<(), mlp_kernels::Error>(())
+    /// ```
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_transposing<'t>(
+        &self,
+        k: &Kernels,
+        x: CsrRef<'_>,
+        weight_t: &[f32],
+        bias: Option<&[f32]>,
+        y: &mut [f32],
+        workspace: &mut [f32],
+        x_t_offsets: &'t mut [usize],
+        x_t_indices: &'t mut [u32],
+        x_t_values: &'t mut [f32],
+    ) -> Result<CsrRef<'t>, Error> {
+        let batch = self.check_forward(&x, weight_t, bias, y, workspace)?;
+        x.check_transpose_buffers(x_t_offsets.len(), x_t_indices.len(), x_t_values.len())?;
+        #[cfg(feature = "std")]
+        if crate::gemm::threads_to_use(self.threads) > 1 {
+            use std::sync::Mutex;
+            let buffers = Mutex::new(Some((x_t_offsets, x_t_indices, x_t_values)));
+            let made = Mutex::new(None);
+            // (A poisoned lock still holds its value: the transpose cannot panic.)
+            let transpose = || {
+                let taken = buffers.lock().unwrap_or_else(|p| p.into_inner()).take();
+                if let Some((o, i, v)) = taken {
+                    *made.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some(x.transpose_into(o, i, v));
+                }
+            };
+            // A transposed entry costs about a fifth of a forward entry on 200 outputs,
+            // i.e. 2.6 vectors of 16 (30K entries: 46 against 226 us on Zen 4).
+            let vectors = self.out_features.div_ceil(16).max(1);
+            let cost = x.nnz().saturating_mul(13) / 5 / vectors;
+            let beside = Beside {
+                run: &transpose,
+                cost,
+            };
+            self.forward_checked(k, x, weight_t, bias, y, workspace, batch, Some(beside))?;
+            // Not run when the product was not cut into parts: then here.
+            transpose();
+            return match made.into_inner().unwrap_or_else(|p| p.into_inner()) {
+                Some(x_t) => x_t,
+                // Unreachable: the buffers are taken only to be transposed.
+                None => Err(Error::InvalidParameter {
+                    name: "x_t",
+                    reason: "not transposed",
+                }),
+            };
+        }
+        self.forward_checked(k, x, weight_t, bias, y, workspace, batch, None)?;
+        x.transpose_into(x_t_offsets, x_t_indices, x_t_values)
+    }
+
+    /// The checks of a forward pass; returns the batch size.
+    fn check_forward(
+        &self,
+        x: &CsrRef<'_>,
+        weight_t: &[f32],
+        bias: Option<&[f32]>,
+        y: &[f32],
+        workspace: &[f32],
+    ) -> Result<usize, Error> {
+        let batch = self.check(x, weight_t)?;
+        let o = self.out_features;
         let y_len = batch.checked_mul(o).ok_or(Error::InvalidParameter {
             name: "y",
             reason: "size overflows usize",
@@ -161,12 +249,30 @@ impl SparseLinear {
         if let Some(b) = bias {
             check_len("bias", o, b.len())?;
         }
-        let Some(row) = workspace.get_mut(..o) else {
+        if workspace.len() < o {
             return Err(Error::WorkspaceTooSmall {
                 needed: o,
                 found: workspace.len(),
             });
-        };
+        }
+        Ok(batch)
+    }
+
+    /// The forward pass after `check_forward`, with work to run beside the product.
+    #[allow(clippy::too_many_arguments)]
+    fn forward_checked(
+        &self,
+        k: &Kernels,
+        x: CsrRef<'_>,
+        weight_t: &[f32],
+        bias: Option<&[f32]>,
+        y: &mut [f32],
+        workspace: &mut [f32],
+        batch: usize,
+        beside: Option<Beside<'_>>,
+    ) -> Result<(), Error> {
+        let (i, o) = (self.in_features, self.out_features);
+        let row = part_mut(workspace, ..o);
         // The start row: b + shift * (the column sums of W^T, one per output).
         row.fill(0.0);
         if self.shift != 0.0 {
@@ -191,7 +297,7 @@ impl SparseLinear {
             wt,
             row,
             MatMut::row_major(y, batch, o)?,
-            &mut [],
+            beside,
         )
     }
 
@@ -345,7 +451,7 @@ impl SparseLinear {
                     dy,
                     col_sums,
                     MatMut::row_major(grad_weight_t, i, o)?,
-                    &mut [],
+                    None,
                 )
             }
             Batch::Columns(x_t) => {

@@ -148,6 +148,30 @@ impl<'a> CsrRef<'a> {
         }
     }
 
+    /// The checks of [`transpose_into`](Self::transpose_into) on its buffers' lengths.
+    pub(crate) fn check_transpose_buffers(
+        &self,
+        offsets: usize,
+        indices: usize,
+        values: usize,
+    ) -> Result<(), Error> {
+        let nnz = self.nnz();
+        let want = self.cols.checked_add(1).ok_or(Error::InvalidParameter {
+            name: "cols",
+            reason: "cols + 1 overflows usize",
+        })?;
+        crate::error::check_len("row_offsets (cols + 1)", want, offsets)?;
+        crate::error::check_len("col_indices (nnz)", nnz, indices)?;
+        crate::error::check_len("values (nnz)", nnz, values)?;
+        if u32::try_from(self.rows.saturating_sub(1)).is_err() {
+            return Err(Error::InvalidParameter {
+                name: "rows",
+                reason: "more rows than a u32 index can name",
+            });
+        }
+        Ok(())
+    }
+
     /// The transpose, written into the caller's buffers (`cols + 1` offsets and
     /// `nnz` indices and values), as a view of them. A counting sort by column:
     /// O(nnz + cols), nothing allocated, and rows come out sorted because the rows of
@@ -167,20 +191,7 @@ impl<'a> CsrRef<'a> {
         col_indices: &'b mut [u32],
         values: &'b mut [f32],
     ) -> Result<CsrRef<'b>, Error> {
-        let nnz = self.nnz();
-        let want = self.cols.checked_add(1).ok_or(Error::InvalidParameter {
-            name: "cols",
-            reason: "cols + 1 overflows usize",
-        })?;
-        crate::error::check_len("row_offsets (cols + 1)", want, row_offsets.len())?;
-        crate::error::check_len("col_indices (nnz)", nnz, col_indices.len())?;
-        crate::error::check_len("values (nnz)", nnz, values.len())?;
-        if u32::try_from(self.rows.saturating_sub(1)).is_err() {
-            return Err(Error::InvalidParameter {
-                name: "rows",
-                reason: "more rows than a u32 index can name",
-            });
-        }
+        self.check_transpose_buffers(row_offsets.len(), col_indices.len(), values.len())?;
         // Counts land one place to the right, so that the prefix sum leaves each
         // column's start in offsets[j] and its end in offsets[j + 1].
         row_offsets.fill(0);

@@ -43,6 +43,16 @@ pub fn sparse_gemm_workspace_len(m: usize, n: usize, k: usize) -> usize {
     dense.max(k.saturating_mul(n))
 }
 
+/// Work for the threaded row form to run beside its product, in the last part, which
+/// takes that many fewer of S's entries: `cost` is the work in entries of S (each one
+/// row of B's `n` columns).
+#[derive(Clone, Copy)]
+#[cfg_attr(not(feature = "std"), allow(dead_code))] // (no parts without threads)
+pub(crate) struct Beside<'f> {
+    pub run: &'f (dyn Fn() + Sync),
+    pub cost: usize,
+}
+
 fn check_sparse_shapes(
     s: &CsrRef<'_>,
     s_cols: usize,
@@ -96,7 +106,7 @@ impl Kernels {
         c: MatMut<'_>,
         workspace: &mut [f32],
     ) -> Result<(), Error> {
-        self.sparse_gemm_parts(1, alpha, s, b, Base::Scale(beta), c, workspace)
+        self.sparse_gemm_parts(1, alpha, s, b, Base::Scale(beta), c, workspace, None)
     }
 
     /// [`Kernels::sparse_gemm`] on `threads` threads (0: the core count), each taking
@@ -115,10 +125,11 @@ impl Kernels {
         c: MatMut<'_>,
         workspace: &mut [f32],
     ) -> Result<(), Error> {
-        self.sparse_gemm_parts(threads, alpha, s, b, Base::Scale(beta), c, workspace)
+        self.sparse_gemm_parts(threads, alpha, s, b, Base::Scale(beta), c, workspace, None)
     }
 
-    /// C = alpha * S * B + row (each row of C), as [`SparseLinear`](crate::nn::SparseLinear) needs.
+    /// C = alpha * S * B + row (each row of C), as [`SparseLinear`](crate::nn::SparseLinear) needs;
+    /// `beside` runs in the last part if the product is cut into parts (else not at all).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn sparse_gemm_plus_row(
         &self,
@@ -128,10 +139,11 @@ impl Kernels {
         b: MatRef<'_>,
         row: &[f32],
         c: MatMut<'_>,
-        workspace: &mut [f32],
+        beside: Option<Beside<'_>>,
     ) -> Result<(), Error> {
         check_len("row (= C cols)", c.cols(), row.len())?;
-        self.sparse_gemm_parts(threads, alpha, s, b, Base::Row(row.as_ptr()), c, workspace)
+        let base = Base::Row(row.as_ptr());
+        self.sparse_gemm_parts(threads, alpha, s, b, base, c, &mut [], beside)
     }
 
     /// C = alpha * S * B + beta * C on `threads`, B's rows contiguous (no workspace).
@@ -144,7 +156,7 @@ impl Kernels {
         beta: f32,
         c: MatMut<'_>,
     ) -> Result<(), Error> {
-        self.sparse_gemm_parts(threads, alpha, s, b, Base::Scale(beta), c, &mut [])
+        self.sparse_gemm_parts(threads, alpha, s, b, Base::Scale(beta), c, &mut [], None)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -157,10 +169,13 @@ impl Kernels {
         base: Base,
         mut c: MatMut<'_>,
         workspace: &mut [f32],
+        beside: Option<Beside<'_>>,
     ) -> Result<(), Error> {
         check_sparse_shapes(&s, s.cols(), &b, &c, s.rows())?;
         let (m, n, k) = (s.rows(), b.cols(), s.cols());
         let threads = threads_for(threads);
+        #[cfg(not(feature = "std"))]
+        let _ = beside;
         if let Base::Scale(beta) = base
             && dense_fits(&s, false, n, threads, workspace.len())
         {
@@ -222,10 +237,15 @@ impl Kernels {
         }
         #[cfg(feature = "std")]
         {
-            let cuts = balanced_cuts(&s, threads);
+            let cuts = balanced_cuts(&s, threads, beside.map_or(0, |w| w.cost));
             let k_ = *self;
             let job = SendJob(job);
             let part = move |t: usize| {
+                if let Some(w) = beside
+                    && t + 1 == threads
+                {
+                    (w.run)();
+                }
                 let job = job.get();
                 // SAFETY: part t owns C's rows cuts[t]..cuts[t + 1], disjoint from
                 // every other part's, and the caller waits for every part.
@@ -459,15 +479,21 @@ fn threads_for(threads: usize) -> usize {
     }
 }
 
-/// Row boundaries that give each of `parts` runs about nnz / parts entries.
+/// Row boundaries that give each of `parts` runs about the same work, in entries,
+/// when the last run also does `extra` entries' worth of other work.
 #[cfg(feature = "std")]
-fn balanced_cuts(s: &CsrRef<'_>, parts: usize) -> [usize; crate::gemm::MAX_PARTS + 1] {
+fn balanced_cuts(
+    s: &CsrRef<'_>,
+    parts: usize,
+    extra: usize,
+) -> [usize; crate::gemm::MAX_PARTS + 1] {
     let mut cuts = [s.rows(); crate::gemm::MAX_PARTS + 1];
     let (offsets, _, _) = s.parts();
     let nnz = s.nnz();
+    let work = nnz.saturating_add(extra);
     cuts[0] = 0;
     for (t, cut) in cuts.iter_mut().enumerate().take(parts).skip(1) {
-        let want = nnz / parts * t + nnz % parts * t / parts;
+        let want = (work / parts * t + work % parts * t / parts).min(nnz);
         // The first row whose start is at or past the share.
         *cut = offsets.partition_point(|&o| o < want).min(s.rows());
     }

@@ -209,6 +209,21 @@ pub extern "C" fn mlp_kernels_smoke() -> u32 {
                     opaque(true),
                     ws,
                 ));
+                let (mut uo, mut ui, mut uv) = ([0usize; 4], [0u32; 3], [0.0f32; 3]);
+                let u = layer.forward_transposing(
+                    &k,
+                    s,
+                    wl,
+                    Some(bl),
+                    yl,
+                    ws,
+                    opaque(&mut uo[..]),
+                    opaque(&mut ui[..]),
+                    opaque(&mut uv[..]),
+                );
+                fail(u.map(|u| {
+                    let _ = opaque(u.nnz());
+                }));
                 if let Ok(t) = t {
                     fail(layer.backward_transposed(
                         &k,
