@@ -333,7 +333,8 @@ impl SparseLinear {
     }
 
     /// [`backward`](Self::backward) from the batch by columns: `x_t` is x transposed
-    /// (in x batch; [`CsrRef::transpose_into`] makes it), the same numbers up to the
+    /// (in x batch; [`CsrRef::transpose_into`] makes it, or
+    /// [`forward_transposing`](Self::forward_transposing) beside the forward pass), the same numbers up to the
     /// order of float operations. Row i of dW^T is then one sum over the samples that
     /// have input i, kept in registers and written once, where `backward` reads and
     /// writes the row once per entry: on the lesson's first layer at 19% density, the
