@@ -160,8 +160,10 @@ impl SparseLinear {
     /// [`CsrRef::transpose_into`] makes it, for
     /// [`backward_transposed`](Self::backward_transposed). On more than one thread
     /// the transpose runs beside the product, in the last thread's part, which takes
-    /// fewer of x's rows: on two threads the transpose then costs about half of its
-    /// time alone (BENCHMARKS.md). `Err`, with nothing written, on a wrong length.
+    /// fewer of x's rows: on the lesson's batch and two threads the parts took 131
+    /// and 133 us, where the product's parts had taken 119 and 123 us with the
+    /// transpose's 46 us after them (BENCHMARKS.md). `Err`, with nothing written, on a
+    /// wrong length.
     ///
     /// ```
     /// use mlp_kernels::{CsrRef, Kernels, SparseLinear};
@@ -198,7 +200,8 @@ impl SparseLinear {
             use std::sync::Mutex;
             let buffers = Mutex::new(Some((x_t_offsets, x_t_indices, x_t_values)));
             let made = Mutex::new(None);
-            // (A poisoned lock still holds its value: the transpose cannot panic.)
+            // The locks are never poisoned (the transpose cannot panic); `into_inner`
+            // takes the value without an unwrap.
             let transpose = || {
                 let taken = buffers.lock().unwrap_or_else(|p| p.into_inner()).take();
                 if let Some((o, i, v)) = taken {
@@ -334,12 +337,12 @@ impl SparseLinear {
 
     /// [`backward`](Self::backward) from the batch by columns: `x_t` is x transposed
     /// (in x batch; [`CsrRef::transpose_into`] makes it, or
-    /// [`forward_transposing`](Self::forward_transposing) beside the forward pass), the same numbers up to the
-    /// order of float operations. Row i of dW^T is then one sum over the samples that
-    /// have input i, kept in registers and written once, where `backward` reads and
-    /// writes the row once per entry: on the lesson's first layer at 19% density, the
-    /// product takes about 0.7 of the time (BENCHMARKS.md, "the weight gradient by
-    /// columns").
+    /// [`forward_transposing`](Self::forward_transposing) beside the forward pass),
+    /// the same numbers up to the order of float operations. Row i of dW^T is then one
+    /// sum over the samples that have input i, kept in registers and written once,
+    /// where `backward` reads and writes the row once per entry: on the lesson's first
+    /// layer at 19% density, the product takes about 0.7 of the time (BENCHMARKS.md,
+    /// "the weight gradient by columns").
     ///
     /// ```
     /// use mlp_kernels::{CsrRef, Kernels, SparseLinear};

@@ -196,8 +196,9 @@ impl<'a> CsrRef<'a> {
         // column's start in offsets[j] and its end in offsets[j + 1].
         row_offsets.fill(0);
         for &j in self.indices {
-            // SAFETY: `new` checked every column index below cols, and row_offsets
-            // holds cols + 1 (checked above).
+            // SAFETY: `new` checked every row's column indices below cols, and its
+            // offsets run from 0 to nnz = indices.len(), so the rows cover all of
+            // `indices`; row_offsets holds cols + 1 (checked above).
             unsafe { *row_offsets.get_unchecked_mut(j as usize + 1) += 1 };
         }
         let mut sum = 0;
@@ -219,6 +220,7 @@ impl<'a> CsrRef<'a> {
                 unsafe {
                     let j = *self.indices.get_unchecked(e) as usize;
                     let p = row_offsets.get_unchecked_mut(j);
+                    debug_assert!(*p < values.len());
                     *col_indices.get_unchecked_mut(*p) = i as u32;
                     *values.get_unchecked_mut(*p) = *self.values.get_unchecked(e);
                     *p += 1;

@@ -43,9 +43,9 @@ pub fn sparse_gemm_workspace_len(m: usize, n: usize, k: usize) -> usize {
     dense.max(k.saturating_mul(n))
 }
 
-/// Work for the threaded row form to run beside its product, in the last part, which
-/// takes that many fewer of S's entries: `cost` is the work in entries of S (each one
-/// row of B's `n` columns).
+/// Work for the threaded row form to run beside its product, in the last part, whose
+/// rows are cut so that its entries plus `cost` match each other part's entries:
+/// `cost` is the work counted in entries of S (each one row of B's `n` columns).
 #[derive(Clone, Copy)]
 #[cfg_attr(not(feature = "std"), allow(dead_code))] // (no parts without threads)
 pub(crate) struct Beside<'f> {
@@ -605,5 +605,68 @@ impl WithSimd for ScatterJob<'_> {
                 s, &self.s, self.lo, self.hi, self.b, self.n, self.alpha, self.c,
             )
         }
+    }
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// 40 rows of 10 entries each (S is 40 x 20, every other column).
+    fn even_rows() -> (Vec<usize>, Vec<u32>, Vec<f32>) {
+        let offsets = (0..=40).map(|r| r * 10).collect();
+        let indices = (0..40).flat_map(|_| (0..20).step_by(2)).collect();
+        (offsets, indices, vec![1.0; 400])
+    }
+
+    #[test]
+    fn the_last_part_takes_fewer_rows_by_the_cost_beside() -> Result<(), Error> {
+        let (o, i, v) = even_rows();
+        let s = CsrRef::new(40, 20, &o, &i, &v)?;
+        // 400 entries + 100 beside over two parts: 250 each, so the first part takes
+        // 25 rows and the last 15 rows (150 entries) and the 100.
+        assert_eq!(balanced_cuts(&s, 2, 100)[..3], [0, 25, 40]);
+        assert_eq!(balanced_cuts(&s, 2, 0)[..3], [0, 20, 40]);
+        // More work beside than a share: the last part gets no rows, never past the end.
+        assert_eq!(balanced_cuts(&s, 2, 10_000)[..3], [0, 40, 40]);
+        Ok(())
+    }
+
+    #[test]
+    fn work_beside_runs_once_when_the_product_is_cut() -> Result<(), Error> {
+        let (o, i, v) = even_rows();
+        let s = CsrRef::new(40, 20, &o, &i, &v)?;
+        let b = vec![1.0f32; 20 * 3];
+        let row = [0.5f32; 3];
+        let runs = AtomicUsize::new(0);
+        let count = || {
+            runs.fetch_add(1, Ordering::Relaxed);
+        };
+        for threads in [1, 2] {
+            runs.store(0, Ordering::Relaxed);
+            let mut c = vec![0.0f32; 40 * 3];
+            Kernels::detect().sparse_gemm_plus_row(
+                threads,
+                1.0,
+                s,
+                MatRef::row_major(&b, 20, 3)?,
+                &row,
+                MatMut::row_major(&mut c, 40, 3)?,
+                Some(Beside {
+                    run: &count,
+                    cost: 100,
+                }),
+            )?;
+            // Each row: ten entries of 1 times 1, plus 0.5.
+            assert!(c.iter().all(|&x| x == 10.5), "threads {threads}");
+            let cut = crate::gemm::threads_to_use(threads) > 1;
+            assert_eq!(
+                runs.load(Ordering::Relaxed),
+                usize::from(cut),
+                "threads {threads}"
+            );
+        }
+        Ok(())
     }
 }
