@@ -198,16 +198,25 @@ impl SparseLinear {
         #[cfg(feature = "std")]
         if crate::gemm::threads_to_use(self.threads) > 1 {
             use std::sync::Mutex;
-            let buffers = Mutex::new(Some((x_t_offsets, x_t_indices, x_t_values)));
-            let made = Mutex::new(None);
-            // The locks are never poisoned (the transpose cannot panic); `into_inner`
+            // The buffers until a part transposes into them, then what that gave.
+            enum Transpose<'t> {
+                Pending(&'t mut [usize], &'t mut [u32], &'t mut [f32]),
+                Done(Result<CsrRef<'t>, Error>),
+            }
+            let state = Mutex::new(Transpose::Pending(x_t_offsets, x_t_indices, x_t_values));
+            // The lock is never poisoned (the transpose cannot panic); `into_inner`
             // takes the value without an unwrap.
             let transpose = || {
-                let taken = buffers.lock().unwrap_or_else(|p| p.into_inner()).take();
-                if let Some((o, i, v)) = taken {
-                    *made.lock().unwrap_or_else(|p| p.into_inner()) =
-                        Some(x.transpose_into(o, i, v));
-                }
+                let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+                // (Held only while the buffers move out; overwritten at once.)
+                let moving = Transpose::Done(Err(Error::InvalidParameter {
+                    name: "x_t",
+                    reason: "being transposed",
+                }));
+                *st = match core::mem::replace(&mut *st, moving) {
+                    Transpose::Pending(o, i, v) => Transpose::Done(x.transpose_into(o, i, v)),
+                    done => done,
+                };
             };
             // A transposed entry costs about a fifth of a forward entry on 200 outputs,
             // i.e. 2.6 vectors of 16 (30K entries: 46 against 226 us on Zen 4).
@@ -218,15 +227,10 @@ impl SparseLinear {
                 cost,
             };
             self.forward_checked(k, x, weight_t, bias, y, workspace, batch, Some(beside))?;
-            // Not run when the product was not cut into parts: then here.
-            transpose();
-            return match made.into_inner().unwrap_or_else(|p| p.into_inner()) {
-                Some(x_t) => x_t,
-                // Unreachable: the buffers are taken only to be transposed.
-                None => Err(Error::InvalidParameter {
-                    name: "x_t",
-                    reason: "not transposed",
-                }),
+            return match state.into_inner().unwrap_or_else(|p| p.into_inner()) {
+                Transpose::Done(x_t) => x_t,
+                // The product was not cut into parts (one row, say): transpose here.
+                Transpose::Pending(o, i, v) => x.transpose_into(o, i, v),
             };
         }
         self.forward_checked(k, x, weight_t, bias, y, workspace, batch, None)?;
