@@ -484,69 +484,10 @@ impl Kernels {
         a: MatRef<'_>,
         b: MatRef<'_>,
         beta: f32,
-        mut c: MatMut<'_>,
+        c: MatMut<'_>,
         workspace: &mut [f32],
     ) -> Result<(), Error> {
-        check_shapes(&a, &b, &c)?;
-        let (m, n, k) = (a.rows, b.cols, a.cols);
-        // Products with nothing to multiply (an empty C, k = 0, alpha = 0) are not
-        // split at all.
-        let plan = if m == 0 || n == 0 || k == 0 || alpha == 0.0 {
-            Split::one(m, n)
-        } else {
-            Split::new(threads, m, n)
-        };
-        let (split_n, len, step, parts) = (plan.split_n, plan.len, plan.step, plan.parts);
-        let per = gemm_workspace_len(m, n, k);
-        let need = per.saturating_mul(parts);
-        if workspace.len() < need {
-            return Err(Error::WorkspaceTooSmall {
-                needed: need,
-                found: workspace.len(),
-            });
-        }
-        let raw = c.raw();
-        if parts == 1 {
-            // SAFETY: as in `gemm`.
-            unsafe { self.gemm_raw(alpha, a, b, beta, raw, workspace) };
-            return Ok(());
-        }
-        let k_ = *self;
-        let ws = SendPtr(workspace.as_mut_ptr());
-        let c_all = SendMat(raw);
-        let part = move |t: usize| {
-            let (lo, hi) = (
-                t.saturating_mul(step),
-                (t + 1).saturating_mul(step).min(len),
-            );
-            if lo >= hi {
-                return;
-            }
-            let raw = c_all.get();
-            let (a_t, b_t, c_t) = if split_n {
-                let c_t = RawMat {
-                    ptr: raw.ptr.wrapping_add(lo * raw.cs),
-                    cols: hi - lo,
-                    ..raw
-                };
-                (a, b.cols_range(lo, hi), c_t)
-            } else {
-                let c_t = RawMat {
-                    ptr: raw.ptr.wrapping_add(lo * raw.rs),
-                    rows: hi - lo,
-                    ..raw
-                };
-                (a.t().cols_range(lo, hi).t(), b, c_t)
-            };
-            // SAFETY: each part owns a disjoint block of C's elements (columns or rows
-            // lo..hi; C's elements are distinct) and its own `per` floats of the
-            // workspace, which holds `per * parts`; the caller waits for every part.
-            unsafe {
-                let w = core::slice::from_raw_parts_mut(ws.get().add(t * per), per);
-                k_.gemm_raw(alpha, a_t, b_t, beta, c_t, w)
-            }
-        };
-        pool::run(parts, &part);
+        Cut::new(self, threads, alpha, a, b, beta, c, workspace)?.run();
         Ok(())
     }
 
@@ -810,6 +751,147 @@ impl Split {
             parts: 1,
         }
     }
+}
+
+/// A product cut into parts as [`Kernels::gemm_threaded`] cuts it, checked, each part
+/// a whole single-threaded product on its own block of C and of the workspace.
+#[cfg(feature = "std")]
+pub(crate) struct Cut<'a> {
+    kernels: Kernels,
+    alpha: f32,
+    a: MatRef<'a>,
+    b: MatRef<'a>,
+    beta: f32,
+    c: SendMat,
+    ws: SendPtr,
+    /// Floats of the workspace each part has.
+    per: usize,
+    plan: Split,
+    /// C and the workspace are borrowed for as long as the cut lives.
+    _borrows: core::marker::PhantomData<&'a mut [f32]>,
+}
+
+#[cfg(feature = "std")]
+impl<'a> Cut<'a> {
+    /// `Err` if the shapes disagree or `workspace` is shorter than
+    /// [`gemm_threaded_workspace_len`] for `threads`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        kernels: &Kernels,
+        threads: usize,
+        alpha: f32,
+        a: MatRef<'a>,
+        b: MatRef<'a>,
+        beta: f32,
+        mut c: MatMut<'a>,
+        workspace: &'a mut [f32],
+    ) -> Result<Cut<'a>, Error> {
+        check_shapes(&a, &b, &c)?;
+        let (m, n, k) = (a.rows, b.cols, a.cols);
+        // Products with nothing to multiply (an empty C, k = 0, alpha = 0) are not
+        // split at all.
+        let plan = if m == 0 || n == 0 || k == 0 || alpha == 0.0 {
+            Split::one(m, n)
+        } else {
+            Split::new(threads, m, n)
+        };
+        let per = gemm_workspace_len(m, n, k);
+        let need = per.saturating_mul(plan.parts);
+        if workspace.len() < need {
+            return Err(Error::WorkspaceTooSmall {
+                needed: need,
+                found: workspace.len(),
+            });
+        }
+        Ok(Cut {
+            kernels: *kernels,
+            alpha,
+            a,
+            b,
+            beta,
+            c: SendMat(c.raw()),
+            ws: SendPtr(workspace.as_mut_ptr()),
+            per,
+            plan,
+            _borrows: core::marker::PhantomData,
+        })
+    }
+
+    /// The parts the product is cut into.
+    pub(crate) fn parts(&self) -> usize {
+        self.plan.parts
+    }
+
+    /// Runs every part, on the pool and the calling thread.
+    pub(crate) fn run(self) {
+        if self.parts() == 1 {
+            // SAFETY: the only part, run once.
+            unsafe { self.part(0) };
+            return;
+        }
+        // SAFETY: each part once, and `run_parts` returns when all are done.
+        pool::run(self.parts(), &|t| unsafe { self.part(t) });
+    }
+
+    /// Part `t` of the product (nothing when t is past the last).
+    ///
+    /// # Safety
+    /// No other call of `part(t)` with the same `t` on this cut may run at the same
+    /// time: each part writes its own block of C and of the workspace.
+    unsafe fn part(&self, t: usize) {
+        let Split {
+            split_n, len, step, ..
+        } = self.plan;
+        let (lo, hi) = (
+            t.saturating_mul(step),
+            (t + 1).saturating_mul(step).min(len),
+        );
+        if lo >= hi || t >= self.parts() {
+            return;
+        }
+        let (a, b, raw) = (self.a, self.b, self.c.get());
+        let (a_t, b_t, c_t) = if split_n {
+            let c_t = RawMat {
+                ptr: raw.ptr.wrapping_add(lo * raw.cs),
+                cols: hi - lo,
+                ..raw
+            };
+            (a, b.cols_range(lo, hi), c_t)
+        } else {
+            let c_t = RawMat {
+                ptr: raw.ptr.wrapping_add(lo * raw.rs),
+                rows: hi - lo,
+                ..raw
+            };
+            (a.t().cols_range(lo, hi).t(), b, c_t)
+        };
+        // SAFETY: part t owns a disjoint block of C's elements (columns or rows lo..hi;
+        // C's elements are distinct, checked by `MatMut`) and its own `per` floats of
+        // the workspace, which holds `per * parts` (checked in `new`); no other call
+        // runs part t at the same time (this function's contract).
+        unsafe {
+            let w = core::slice::from_raw_parts_mut(self.ws.get().add(t * self.per), self.per);
+            self.kernels
+                .gemm_raw(self.alpha, a_t, b_t, self.beta, c_t, w)
+        }
+    }
+}
+
+/// Runs two products at once, `first`'s parts and then `second`'s in one job of the
+/// pool: the two products of a layer's backward pass on threads of their own, each
+/// whole instead of each cut across every thread.
+#[cfg(feature = "std")]
+pub(crate) fn run_side_by_side(first: Cut<'_>, second: Cut<'_>) {
+    let p = first.parts();
+    // SAFETY: each part of each cut once (t < p for the first, t >= p for the
+    // second), and `run_parts` returns when all are done.
+    pool::run(p + second.parts(), &|t| unsafe {
+        if t < p {
+            first.part(t)
+        } else {
+            second.part(t - p)
+        }
+    });
 }
 
 /// The workspace, in f32, that [`Kernels::gemm_threaded`] needs for an m x n x k

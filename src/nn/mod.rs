@@ -172,6 +172,10 @@ impl Linear {
     /// `accumulate`), and dx = dy W when `grads.input` asks for it. `Err` before
     /// anything is written if a length or the workspace is wrong.
     ///
+    /// On more than one thread, with dx asked for, dW and dx run side by side, each
+    /// on half of the threads (one each on two), instead of one after the other on
+    /// all of them; the bits are those of one thread.
+    ///
     /// ```
     /// use mlp_kernels::{Kernels, Linear, LinearGrads};
     /// let layer = Linear::new(2, 2);
@@ -198,7 +202,7 @@ impl Linear {
         x: &[f32],
         weight: &[f32],
         dy: &[f32],
-        grads: LinearGrads<'_>,
+        #[cfg_attr(not(feature = "std"), allow(unused_mut))] mut grads: LinearGrads<'_>,
         workspace: &mut [f32],
     ) -> Result<(), Error> {
         let (i, o) = (self.in_features, self.out_features);
@@ -231,6 +235,13 @@ impl Linear {
             });
         }
         let beta = if grads.accumulate { 1.0 } else { 0.0 };
+        #[cfg(feature = "std")]
+        if crate::gemm::threads_to_use(self.threads) > 1
+            && let Some(dx) = grads.input.take()
+        {
+            let views = (xv, w, dyv);
+            return self.backward_side_by_side(k, views, dy, beta, grads, dx, workspace);
+        }
         self.gemm(
             k,
             dyv.t(),
@@ -240,20 +251,62 @@ impl Linear {
             workspace,
         )?;
         if let Some(db) = grads.bias {
-            if !grads.accumulate {
-                db.fill(0.0);
-            }
-            for row in dy.chunks_exact(o) {
-                k.isa.vectorize(ZipInPlace {
-                    a: row,
-                    dst: &mut *db,
-                    f: Add,
-                });
-            }
+            bias_grad(k, dy, db, grads.accumulate);
         }
         if let Some(dx) = grads.input {
             self.gemm(k, dyv, w, 0.0, MatMut::row_major(dx, batch, i)?, workspace)?;
         }
+        Ok(())
+    }
+
+    /// The backward pass's two products on threads of their own, dW on half of them
+    /// and dx on the rest, in one job of the pool: a product on fewer threads is cut
+    /// into fewer parts, each of which packs the operand the parts share. Same bits:
+    /// a product's sums do not depend on how C is cut.
+    #[cfg(feature = "std")]
+    #[allow(clippy::too_many_arguments)]
+    fn backward_side_by_side(
+        &self,
+        k: &Kernels,
+        (x, w, dy): (MatRef<'_>, MatRef<'_>, MatRef<'_>),
+        dy_rows: &[f32],
+        beta: f32,
+        grads: LinearGrads<'_>,
+        dx: &mut [f32],
+        workspace: &mut [f32],
+    ) -> Result<(), Error> {
+        let (i, o, batch) = (self.in_features, self.out_features, x.rows());
+        let threads = crate::gemm::threads_to_use(self.threads);
+        let for_weight = (threads / 2).max(1);
+        let for_input = (threads - for_weight).max(1);
+        // Within `workspace_len`: each part's product needs at most `one` of its
+        // `threads` shares.
+        let need = crate::gemm_threaded_workspace_len(for_weight, o, i, batch);
+        let (ws_weight, ws_input) = workspace.split_at_mut(need.min(workspace.len()));
+        let weight = crate::gemm::Cut::new(
+            k,
+            for_weight,
+            1.0,
+            dy.t(),
+            x,
+            beta,
+            MatMut::row_major(grads.weight, o, i)?,
+            ws_weight,
+        )?;
+        let input = crate::gemm::Cut::new(
+            k,
+            for_input,
+            1.0,
+            dy,
+            w,
+            0.0,
+            MatMut::row_major(dx, batch, i)?,
+            ws_input,
+        )?;
+        if let Some(db) = grads.bias {
+            bias_grad(k, dy_rows, db, grads.accumulate);
+        }
+        crate::gemm::run_side_by_side(weight, input);
         Ok(())
     }
 
@@ -271,6 +324,20 @@ impl Linear {
             return k.gemm_threaded(self.threads, 1.0, a, b, beta, c, ws);
         }
         k.gemm(1.0, a, b, beta, c, ws)
+    }
+}
+
+/// db = (db +) the sum of dy's rows, in row order.
+fn bias_grad(k: &Kernels, dy: &[f32], db: &mut [f32], accumulate: bool) {
+    if !accumulate {
+        db.fill(0.0);
+    }
+    for row in dy.chunks_exact(db.len().max(1)) {
+        k.isa.vectorize(ZipInPlace {
+            a: row,
+            dst: &mut *db,
+            f: Add,
+        });
     }
 }
 
