@@ -140,24 +140,27 @@ proptest! {
 
 #[test]
 fn every_tail_of_every_tile() {
-    // m and n across two full tiles of every backend and their tails, k across the
-    // unrolled steps.
+    // m and n across two full tiles of every backend and their tails (rows as 8, 4,
+    // 2 and 1-row tiles), k across the unrolled steps; each way a tile is stored
+    // (alpha 1 or not, beta 0 or not).
     for k in kernels() {
-        for m in [1, 2, 3, 4, 5, 6, 7, 11, 12, 13, 25] {
+        for m in [1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 25] {
             for n in [1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 65] {
-                check(
-                    &k,
-                    m,
-                    n,
-                    3,
-                    false,
-                    false,
-                    false,
-                    0,
-                    1.0,
-                    0.0,
-                    (m * 100 + n) as u64,
-                );
+                for (alpha, beta) in [(1.0, 0.0), (-0.5, 0.0), (1.0, 0.75), (2.0, -1.5)] {
+                    check(
+                        &k,
+                        m,
+                        n,
+                        3,
+                        false,
+                        false,
+                        false,
+                        0,
+                        alpha,
+                        beta,
+                        (m * 100 + n) as u64,
+                    );
+                }
             }
         }
     }
