@@ -346,7 +346,17 @@ fn threaded_matches_single_thread() {
         return;
     }
     let mut rng = SplitMix(9);
-    for (m, n, kk) in [(200, 784, 200), (300, 40, 50), (7, 5, 3), (64, 64, 64)] {
+    // (13, 5, 300) and (25, 5, 300): cut by rows, a last part of one row would take
+    // the one-row path, which sums all 300 of the depth in one chain where the
+    // blocked path sums two blocks of 150.
+    for (m, n, kk) in [
+        (200, 784, 200),
+        (300, 40, 50),
+        (7, 5, 3),
+        (64, 64, 64),
+        (13, 5, 300),
+        (25, 5, 300),
+    ] {
         let a = Stored::new(&mut rng, m, kk, false, 0);
         let b = Stored::new(&mut rng, kk, n, true, 0);
         for k in kernels() {
@@ -400,6 +410,57 @@ fn threaded_matches_single_thread() {
 
 /// A and B with two non-unit strides, and A with a 4 KiB row stride (which the GEMM
 /// packs), against the f64 product.
+/// C with neither stride 1 (the store path that writes element by element), across
+/// the tiles' tails and each way a tile is stored; the floats between C's elements
+/// are left as they were.
+#[test]
+fn c_with_two_non_unit_strides() {
+    let mut rng = SplitMix(33);
+    for k in kernels() {
+        for m in [1, 2, 3, 9, 10, 13] {
+            for n in [1, 7, 16, 17, 33] {
+                for (alpha, beta) in [(1.0, 0.0), (-0.5, 0.0), (1.0, 0.75), (2.0, -1.5)] {
+                    let kk = 3;
+                    let a = Stored::new(&mut rng, m, kk, false, 0);
+                    let b = Stored::new(&mut rng, kk, n, false, 0);
+                    let (rs, cs) = (2 * n + 1, 2);
+                    let len = (m - 1) * rs + (n - 1) * cs + 1;
+                    let mut c = Stored {
+                        data: (0..len).map(|_| rng.uniform(-1.0, 1.0) as f32).collect(),
+                        rows: m,
+                        cols: n,
+                        rs,
+                        cs,
+                    };
+                    let before = c.data.clone();
+                    let want = reference(alpha, &a, &b, beta, &c);
+                    let mut ws = vec![0.0; gemm_workspace_len(m, n, kk)];
+                    let cv = MatMut::new(&mut c.data, m, n, rs, cs).unwrap();
+                    k.gemm(alpha, a.view(), b.view(), beta, cv, &mut ws)
+                        .unwrap();
+                    let what = format!("{} {m}x{n} alpha {alpha} beta {beta}", k.backend());
+                    for i in 0..m {
+                        for j in 0..n {
+                            let (v, bound) = want[i * n + j];
+                            let got = f64::from(c.at(i, j));
+                            assert!(
+                                (got - v).abs() <= bound,
+                                "{what}: C[{i},{j}] {got} want {v}"
+                            );
+                        }
+                    }
+                    for (e, (x, y)) in c.data.iter().zip(&before).enumerate() {
+                        let (i, j) = (e / rs, e % rs);
+                        if j % cs != 0 || j / cs >= n || i >= m {
+                            assert_eq!(x.to_bits(), y.to_bits(), "{what}: {e} is not C's");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn unusual_strides() {
     let mut rng = SplitMix(21);

@@ -350,8 +350,9 @@ struct SendMat(RawMat);
 #[cfg(feature = "std")]
 #[derive(Clone, Copy)]
 struct SendPtr(*mut f32);
-// SAFETY: each part of `gemm_threaded` uses a disjoint block of C and of the workspace
-// (like a `&mut` to each), and the call returns only after every part is done.
+// SAFETY: each part of a `Cut` (`gemm_threaded`, `run_side_by_side`) uses a disjoint
+// block of C and of the workspace (like a `&mut` to each), and the call returns only
+// after every part is done.
 #[cfg(feature = "std")]
 unsafe impl Sync for SendMat {}
 // Methods, not field access: a closure then captures the whole Sync wrapper.
@@ -721,8 +722,7 @@ pub fn gemm(
 /// How a threaded product is cut: along n (columns, in whole 16-lane vectors) when C
 /// is at least as wide as tall, else along m (rows, in whole largest register tiles),
 /// each share rounded up to a whole unit (200 columns on two threads: 112 + 88). Cuts
-/// at the unit nearest an even share (96 + 104, three 32-wide AVX-512 tiles each)
-/// were no faster: the lesson's 200^3 product on two threads took 84.5 against
+/// at the unit nearest an even share (96 + 104) were no faster: the lesson's 200^3 product on two threads took 84.5 against
 /// 83.6 us (Zen 4, medians of 3000).
 #[cfg(feature = "std")]
 struct Split {
@@ -735,10 +735,23 @@ struct Split {
 #[cfg(feature = "std")]
 impl Split {
     fn new(threads: usize, m: usize, n: usize) -> Split {
+        Split::with_parts(threads_to_use(threads), m, n)
+    }
+    /// At most `parts` parts, whatever the machine's cores.
+    fn with_parts(parts: usize, m: usize, n: usize) -> Split {
         let split_n = n >= m;
         let (len, unit) = if split_n { (n, LANES_MAX) } else { (m, MR_MAX) };
-        let parts = threads_to_use(threads).min(len.div_ceil(unit)).max(1);
-        let step = len.div_ceil(parts).div_ceil(unit) * unit;
+        let mut parts = parts.min(len.div_ceil(unit)).max(1);
+        let step_for = |parts: usize| (len.div_ceil(parts).div_ceil(unit) * unit).max(unit);
+        let mut step = step_for(parts);
+        // Never a last part one row (or one column of a column-major C) wide: it would
+        // be a one-row product, whose path sums the whole depth in one chain where the
+        // blocked path sums it block by block, and the bits would depend on the
+        // threads (13 rows on two threads were cut 12 + 1; now they are not cut).
+        while parts > 1 && len - len.saturating_sub(1) / step * step == 1 {
+            parts -= 1;
+            step = step_for(parts);
+        }
         Split {
             split_n,
             len,
@@ -786,7 +799,7 @@ impl<'a> Cut<'a> {
         a: MatRef<'a>,
         b: MatRef<'a>,
         beta: f32,
-        mut c: MatMut<'a>,
+        c: MatMut<'a>,
         workspace: &'a mut [f32],
     ) -> Result<Cut<'a>, Error> {
         check_shapes(&a, &b, &c)?;
@@ -798,6 +811,22 @@ impl<'a> Cut<'a> {
         } else {
             Split::new(threads, m, n)
         };
+        Cut::with_plan(kernels, plan, alpha, a, b, beta, c, workspace)
+    }
+
+    /// [`Cut::new`] with the cut made; the shapes checked.
+    #[allow(clippy::too_many_arguments)]
+    fn with_plan(
+        kernels: &Kernels,
+        plan: Split,
+        alpha: f32,
+        a: MatRef<'a>,
+        b: MatRef<'a>,
+        beta: f32,
+        mut c: MatMut<'a>,
+        workspace: &'a mut [f32],
+    ) -> Result<Cut<'a>, Error> {
+        let (m, n, k) = (a.rows, b.cols, a.cols);
         let per = gemm_workspace_len(m, n, k);
         let need = per.saturating_mul(plan.parts);
         if workspace.len() < need {
@@ -832,7 +861,8 @@ impl<'a> Cut<'a> {
             unsafe { self.part(0) };
             return;
         }
-        // SAFETY: each part once, and `run_parts` returns when all are done.
+        // SAFETY: `pool::run` gives each part to one thread, once, and returns when
+        // all are done.
         pool::run(self.parts(), &|t| unsafe { self.part(t) });
     }
 
@@ -886,8 +916,8 @@ impl<'a> Cut<'a> {
 #[cfg(feature = "std")]
 pub(crate) fn run_side_by_side(first: Cut<'_>, second: Cut<'_>) {
     let p = first.parts();
-    // SAFETY: each part of each cut once (t < p for the first, t >= p for the
-    // second), and `run_parts` returns when all are done.
+    // SAFETY: `pool::run` gives each t to one thread, once (t < p: the first cut's
+    // part t, else the second's t - p), and returns when all are done.
     pool::run(p + second.parts(), &|t| unsafe {
         if t < p {
             first.part(t)
@@ -953,4 +983,87 @@ pub(crate) fn run_parts(parts: usize, f: &(dyn Fn(usize) + Sync)) {
 pub fn prepare_threads(threads: usize) {
     // No more workers than a call can use: cores less the caller's own thread.
     pool::ensure_workers(threads_to_use(threads) - 1);
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::{Cut, MatMut, MatRef, Split, gemm_workspace_len, run_side_by_side};
+    use crate::{Backend, Error, Kernels};
+
+    fn floats(seed: u32, n: usize) -> Vec<f32> {
+        (0..n as u32)
+            .map(|i| ((i.wrapping_mul(2_654_435_761) ^ seed) % 2001) as f32 / 1000.0 - 1.0)
+            .collect()
+    }
+
+    /// Two products side by side, each cut into more parts than this machine may have
+    /// cores (the pool runs them all whatever its workers), by columns and by rows:
+    /// the bits of each product on one thread.
+    #[test]
+    fn side_by_side_in_many_parts_gives_one_threads_bits() -> Result<(), Error> {
+        // C 40 x 200 (cut by columns) and 200 x 40 (by rows), depth 300 (two blocks).
+        let (m0, n0, m1, n1, k) = (40, 200, 200, 40, 300);
+        let (a0, b0) = (floats(1, m0 * k), floats(2, k * n0));
+        let (a1, b1) = (floats(3, m1 * k), floats(4, k * n1));
+        for kern in Backend::supported().filter_map(|b| Kernels::new(b).ok()) {
+            let (av0, bv0) = (
+                MatRef::row_major(&a0, m0, k)?,
+                MatRef::row_major(&b0, k, n0)?,
+            );
+            let (av1, bv1) = (
+                MatRef::row_major(&a1, m1, k)?,
+                MatRef::row_major(&b1, k, n1)?,
+            );
+            let mut ws = vec![0.0; 16 * gemm_workspace_len(200, 200, k)];
+            let (mut want0, mut want1) = (vec![0.0f32; m0 * n0], vec![0.0f32; m1 * n1]);
+            kern.gemm(
+                1.0,
+                av0,
+                bv0,
+                0.0,
+                MatMut::row_major(&mut want0, m0, n0)?,
+                &mut ws,
+            )?;
+            kern.gemm(
+                1.0,
+                av1,
+                bv1,
+                0.0,
+                MatMut::row_major(&mut want1, m1, n1)?,
+                &mut ws,
+            )?;
+            for (p0, p1) in [(1, 1), (3, 2), (2, 3), (5, 4)] {
+                let (plan0, plan1) = (Split::with_parts(p0, m0, n0), Split::with_parts(p1, m1, n1));
+                assert!(plan0.split_n && !plan1.split_n);
+                let (mut c0, mut c1) = (vec![f32::NAN; m0 * n0], vec![f32::NAN; m1 * n1]);
+                let (ws0, ws1) = ws.split_at_mut(8 * gemm_workspace_len(200, 200, k));
+                let cut0 = Cut::with_plan(
+                    &kern,
+                    plan0,
+                    1.0,
+                    av0,
+                    bv0,
+                    0.0,
+                    MatMut::row_major(&mut c0, m0, n0)?,
+                    ws0,
+                )?;
+                let cut1 = Cut::with_plan(
+                    &kern,
+                    plan1,
+                    1.0,
+                    av1,
+                    bv1,
+                    0.0,
+                    MatMut::row_major(&mut c1, m1, n1)?,
+                    ws1,
+                )?;
+                assert_eq!((cut0.parts(), cut1.parts()), (p0, p1));
+                run_side_by_side(cut0, cut1);
+                let what = format!("{} parts {p0} + {p1}", kern.backend().name());
+                assert!(c0 == want0, "first product, {what}");
+                assert!(c1 == want1, "second product, {what}");
+            }
+        }
+        Ok(())
+    }
 }
