@@ -62,8 +62,16 @@ fn backward_on_threads_is_the_f64_gradient_with_the_same_bits() -> Result<(), Er
         return Ok(());
     }
     let mut rng = SplitMix(21);
-    // The lesson's two hidden layers, a narrow C (split by rows), odd sizes, one row.
-    for (batch, i, o) in [(200, 200, 200), (200, 200, 10), (7, 5, 3), (1, 33, 17)] {
+    // The lesson's two hidden layers, odd sizes, one row; dW and dx cut by rows
+    // (13 x 5 and 300 x 5, depth 300 in two blocks) where threads would cut them.
+    for (batch, i, o) in [
+        (200, 200, 200),
+        (200, 200, 10),
+        (7, 5, 3),
+        (1, 33, 17),
+        (25, 5, 3),
+        (300, 5, 13),
+    ] {
         let x = floats(&mut rng, batch * i);
         let w = floats(&mut rng, o * i);
         let dy = floats(&mut rng, batch * o);
@@ -111,8 +119,13 @@ fn backward_on_threads_is_the_f64_gradient_with_the_same_bits() -> Result<(), Er
                 }
                 // dx is written, never accumulated (PyTorch's grad_input).
                 assert_near(&what, &one.input, &dx, o);
-                for threads in [2, 3, 4, 64] {
-                    let layer = Linear::new(i, o).with_threads(threads);
+                // 0, set directly (the field is public), is one thread, as
+                // `workspace_len` counts it.
+                for threads in [0, 2, 3, 4, 64] {
+                    let layer = Linear {
+                        threads,
+                        ..Linear::new(i, o)
+                    };
                     let many = backward(&k, layer, (&x, &w, &dy), &start, accumulate)?;
                     let what = format!("{what} threads {threads}");
                     assert_eq!(one.weight, many.weight, "dW, {what}");

@@ -161,8 +161,8 @@ macro_rules! tile_body {
                 left -= 4;
             }
             // A 2-row tile, not two 1-row tiles: the depth loop of one row loads
-            // more than it multiplies (10 rows on AVX-512, fc3's dW = dy^T.h: 8 +
-            // 2 took 13.4 us as 8 + 1 + 1).
+            // more than it multiplies (10 rows on AVX-512, fc3's dW = dy^T.h: 13.4
+            // us as 8 + 1 + 1, 11.4 as 8 + 2).
             if left >= 2 {
                 if one_vector {
                     run::<$S, 2, 1>($s, &t)
@@ -233,7 +233,9 @@ impl GemmKernel for Avx512 {
 /// Computes an MR x (NV vectors) tile over the depth and stores it.
 ///
 /// # Safety
-/// As [`GemmKernel::tile`] for exactly MR rows.
+/// As [`GemmKernel::tile`] for exactly MR rows, with NV such that every vector but
+/// the last is whole (`tile_body` picks NV = 1 for at most LANES columns).
+/// Otherwise [`store`] writes nothing.
 #[inline(always)]
 unsafe fn run<S: Simd, const MR: usize, const NV: usize>(s: S, t: &Tile) {
     let zero = s.splat(0.0);
@@ -268,8 +270,8 @@ unsafe fn run<S: Simd, const MR: usize, const NV: usize>(s: S, t: &Tile) {
 /// them: the loops then unroll and the accumulators stay in registers from the depth
 /// loop to the stores. A loop that stopped at the tile's last column and tested beta
 /// per vector kept them on the stack instead (zeroed by a memset per tile), which at
-/// depth 1 to 10 cost more than the products: 200x200x10 took 13.6 us against 10.1
-/// now, 200x200x1 7.3 against 4.2 (Zen 4, avx512).
+/// depth 1 to 10 cost more than the products: 200x200x10 took 13.6 us against 9.6
+/// now, 200x200x1 7.3 against 3.8 (Zen 4, avx512).
 ///
 /// # Safety
 /// As [`run`]; every vector of the tile but the last is whole (`tile_body` picks NV

@@ -236,7 +236,7 @@ impl Linear {
         }
         let beta = if grads.accumulate { 1.0 } else { 0.0 };
         #[cfg(feature = "std")]
-        if crate::gemm::threads_to_use(self.threads) > 1
+        if crate::gemm::threads_to_use(self.threads_used()) > 1
             && let Some(dx) = grads.input.take()
         {
             let views = (xv, w, dyv);
@@ -276,12 +276,14 @@ impl Linear {
         workspace: &mut [f32],
     ) -> Result<(), Error> {
         let (i, o, batch) = (self.in_features, self.out_features, x.rows());
-        let threads = crate::gemm::threads_to_use(self.threads);
+        // `threads_used`, as `workspace_len` counts: 0 threads are 1, not all cores.
+        let threads = crate::gemm::threads_to_use(self.threads_used());
         let for_weight = (threads / 2).max(1);
         let for_input = (threads - for_weight).max(1);
-        // Within `workspace_len`: each part's product needs at most `one` of its
-        // `threads` shares.
+        // Within `workspace_len` (checked by the caller), which pays `one` product's
+        // workspace per thread: each part here needs at most that.
         let need = crate::gemm_threaded_workspace_len(for_weight, o, i, batch);
+        debug_assert!(need <= workspace.len());
         let (ws_weight, ws_input) = workspace.split_at_mut(need.min(workspace.len()));
         let weight = crate::gemm::Cut::new(
             k,
