@@ -4,7 +4,7 @@
 
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 use crate::simd::{Avx2, Avx512};
-use crate::simd::{Portable, Simd};
+use crate::simd::{Portable, Simd, load_any, store_any};
 
 // The blocking invariants, checked by the compiler: the workspace is sized with
 // MR_MAX and NR_MAX, and MC and NC are cut into whole tiles, for every backend.
@@ -340,23 +340,5 @@ unsafe fn store_rows<S: Simd, const MR: usize, const NV: usize>(
             let y = f(x, c);
             store_any(s, c, y);
         }
-    }
-}
-
-#[inline(always)]
-fn load_any<S: Simd>(s: S, x: &[f32]) -> S::V {
-    if x.len() == S::LANES {
-        s.load(x)
-    } else {
-        s.load_partial(x, 0.0)
-    }
-}
-
-#[inline(always)]
-fn store_any<S: Simd>(s: S, x: &mut [f32], v: S::V) {
-    if x.len() == S::LANES {
-        s.store(x, v)
-    } else {
-        s.store_partial(x, v)
     }
 }

@@ -127,6 +127,26 @@ pub(crate) fn store_partial_buffered<S: Simd>(simd: S, s: &mut [f32], v: S::V) {
     s[..n].copy_from_slice(&buf[..n]);
 }
 
+/// `x` as a vector: whole, or its first `x.len()` lanes (the rest 0).
+#[inline(always)]
+pub(crate) fn load_any<S: Simd>(s: S, x: &[f32]) -> S::V {
+    if x.len() == S::LANES {
+        s.load(x)
+    } else {
+        s.load_partial(x, 0.0)
+    }
+}
+
+/// `v` into `x`: a whole vector, or its first `x.len()` lanes.
+#[inline(always)]
+pub(crate) fn store_any<S: Simd>(s: S, x: &mut [f32], v: S::V) {
+    if x.len() == S::LANES {
+        s.store(x, v)
+    } else {
+        s.store_partial(x, v)
+    }
+}
+
 /// Applies `f` lane-wise from `src` into `dst` (equal lengths), tails through a
 /// padded vector so that every element sees the same instructions.
 #[inline(always)]

@@ -14,7 +14,7 @@ use super::CsrRef;
 use crate::checked::{item, part};
 use crate::gemm::Caches;
 use crate::gemm::GemmKernel;
-use crate::simd::{MAX_LANES, Simd};
+use crate::simd::{MAX_LANES, Simd, load_any, store_any};
 
 /// What the product is added to.
 #[derive(Clone, Copy)]
@@ -402,25 +402,6 @@ unsafe fn store_row<S: Simd, const NV: usize>(
                 }
             }
         }
-    }
-}
-
-#[inline(always)]
-fn load_any<S: Simd>(s: S, x: &[f32]) -> S::V {
-    if x.len() == S::LANES {
-        s.load(x)
-    } else {
-        s.load_partial(x, 0.0)
-    }
-}
-
-/// `v` into `x`: a whole vector, or its first `x.len()` lanes.
-#[inline(always)]
-fn store_any<S: Simd>(s: S, x: &mut [f32], v: S::V) {
-    if x.len() == S::LANES {
-        s.store(x, v)
-    } else {
-        s.store_partial(x, v)
     }
 }
 
