@@ -722,8 +722,8 @@ pub fn gemm(
 /// How a threaded product is cut: along n (columns, in whole 16-lane vectors) when C
 /// is at least as wide as tall, else along m (rows, in whole largest register tiles),
 /// each share rounded up to a whole unit (200 columns on two threads: 112 + 88). Cuts
-/// at the unit nearest an even share (96 + 104) were no faster: the lesson's 200^3 product on two threads took 84.5 against
-/// 83.6 us (Zen 4, medians of 3000).
+/// at the unit nearest an even share (96 + 104) were no faster: the lesson's 200^3
+/// product on two threads took 84.5 against 83.6 us (Zen 4, medians of 3000).
 #[cfg(feature = "std")]
 struct Split {
     split_n: bool,
