@@ -464,8 +464,13 @@ fn c_with_two_non_unit_strides() {
 #[test]
 fn unusual_strides() {
     let mut rng = SplitMix(21);
+    // A with rows 4 KiB apart is packed by 8 x 8 transposes: panels of 12, 10 and 6
+    // rows on AVX-512 (blocks at rows 0 and 4, 0 and 2, none), depths that 8 does not
+    // divide, a second depth block (300 = 2 x 150) and a second row block (490 rows).
     for &(m, n, kk, ars, acs, brs, bcs) in &[
         (30, 37, 50, 1024, 1, 40, 1),
+        (34, 37, 300, 1024, 1, 40, 1),
+        (490, 5, 17, 1024, 1, 5, 1),
         (13, 20, 9, 2 * 9 + 1, 2, 3, 3 * 9 + 2),
         (25, 70, 33, 1, 25, 2, 2 * 33),
     ] {

@@ -665,7 +665,7 @@ unsafe fn blocked<S: GemmKernel>(
             for ic in (0..m).step_by(mc_max) {
                 let mc = mc_max.min(m - ic);
                 if pack_a_needed {
-                    pack::pack_a(a, ic, mc, pc, kc, mr, apack);
+                    pack::pack_a(s, a, ic, mc, pc, kc, apack);
                 }
                 for jr in (0..nc).step_by(nr) {
                     let cols = nr.min(nc - jr);
