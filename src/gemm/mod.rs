@@ -655,6 +655,11 @@ unsafe fn blocked<S: GemmKernel>(
         // (`max` only shows the compiler what `blocks` and `gemm_raw` ensure: no
         // step or divisor is 0.)
         let kc_step = div_ceil(k, div_ceil(k, kc_max)).max(1);
+        // A last panel of at most EDGE_COLS columns is computed beside the whole
+        // panel before it (`GemmKernel::tile_with_edge`): the column of that panel.
+        let edge_cols = nc % nr;
+        let edge_beside =
+            (nc > nr && (1..=S::EDGE_COLS).contains(&edge_cols)).then(|| nc - edge_cols - nr);
         for pc in (0..k).step_by(kc_step) {
             let kc = kc_step.min(k - pc);
             let full = if b_in_place { nc / nr * nr } else { 0 };
@@ -667,13 +672,21 @@ unsafe fn blocked<S: GemmKernel>(
                 if pack_a_needed {
                     pack::pack_a(s, a, ic, mc, pc, kc, apack);
                 }
-                for jr in (0..nc).step_by(nr) {
-                    let cols = nr.min(nc - jr);
-                    let (bp, brs) = if jr < full {
+                // The B micro-panel from column jr: in place or packed.
+                let panel = |jr: usize| {
+                    if jr < full {
                         (b.ptr_at(pc, jc + jr), b.rs)
                     } else {
                         (bpack.as_ptr().wrapping_add((jr - full) * kc), nr)
-                    };
+                    }
+                };
+                for jr in (0..nc).step_by(nr) {
+                    if edge_beside.is_some_and(|j| jr == j + nr) {
+                        // Done with the panel before it.
+                        continue;
+                    }
+                    let cols = nr.min(nc - jr);
+                    let (bp, brs) = panel(jr);
                     for ir in (0..mc).step_by(mr) {
                         let rows = mr.min(mc - ir);
                         let (ap, ars, acs) = if pack_a_needed {
@@ -698,8 +711,23 @@ unsafe fn blocked<S: GemmKernel>(
                         };
                         // SAFETY: A's rows ic+ir.. and depth pc..pc+kc are in the view;
                         // the B panel, in place or packed, has kc rows of nr floats
-                        // at stride brs; C's tile is in C.
-                        unsafe { s.tile(&t, rows) };
+                        // at stride brs; C's tile is in C. With the edge: the same
+                        // for the last panel, nr columns to the right.
+                        unsafe {
+                            if edge_beside == Some(jr) {
+                                let (b, brs) = panel(jr + nr);
+                                let edge = Tile {
+                                    b,
+                                    brs,
+                                    c: t.c.wrapping_add(nr * c.cs),
+                                    cols: nc - jr - nr,
+                                    ..t
+                                };
+                                s.tile_with_edge(&t, &edge, rows)
+                            } else {
+                                s.tile(&t, rows)
+                            }
+                        };
                     }
                 }
             }

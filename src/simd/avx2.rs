@@ -14,6 +14,13 @@ impl Avx2 {
         super::Backend::Avx2.is_supported().then_some(Avx2(()))
     }
 
+    /// The AVX2 token of a CPU proven to run AVX-512F: an [`super::Avx512`] token
+    /// also proves AVX2 and FMA (its `try_new` checks all three).
+    #[inline(always)]
+    pub(crate) fn from_avx512(_proof: super::Avx512) -> Avx2 {
+        Avx2(())
+    }
+
     /// Runs `w` inside a function compiled for AVX2 and FMA, so that the intrinsics of its
     /// `#[inline(always)]` kernels inline there.
     #[inline(always)]
