@@ -656,10 +656,12 @@ unsafe fn blocked<S: GemmKernel>(
         // step or divisor is 0.)
         let kc_step = div_ceil(k, div_ceil(k, kc_max)).max(1);
         // A last panel of at most EDGE_COLS columns is computed beside the whole
-        // panel before it (`GemmKernel::tile_with_edge`): the column of that panel.
+        // panel before it (`GemmKernel::tile_with_edge`), from that panel's column.
         let edge_cols = nc % nr;
         let edge_beside =
             (nc > nr && (1..=S::EDGE_COLS).contains(&edge_cols)).then(|| nc - edge_cols - nr);
+        // The panels computed alone; the pair has a loop of its own below.
+        let alone = edge_beside.unwrap_or(nc);
         for pc in (0..k).step_by(kc_step) {
             let kc = kc_step.min(k - pc);
             let full = if b_in_place { nc / nr * nr } else { 0 };
@@ -672,21 +674,13 @@ unsafe fn blocked<S: GemmKernel>(
                 if pack_a_needed {
                     pack::pack_a(s, a, ic, mc, pc, kc, apack);
                 }
-                // The B micro-panel from column jr: in place or packed.
-                let panel = |jr: usize| {
-                    if jr < full {
+                for jr in (0..alone).step_by(nr) {
+                    let cols = nr.min(nc - jr);
+                    let (bp, brs) = if jr < full {
                         (b.ptr_at(pc, jc + jr), b.rs)
                     } else {
                         (bpack.as_ptr().wrapping_add((jr - full) * kc), nr)
-                    }
-                };
-                for jr in (0..nc).step_by(nr) {
-                    if edge_beside.is_some_and(|j| jr == j + nr) {
-                        // Done with the panel before it.
-                        continue;
-                    }
-                    let cols = nr.min(nc - jr);
-                    let (bp, brs) = panel(jr);
+                    };
                     for ir in (0..mc).step_by(mr) {
                         let rows = mr.min(mc - ir);
                         let (ap, ars, acs) = if pack_a_needed {
@@ -711,23 +705,50 @@ unsafe fn blocked<S: GemmKernel>(
                         };
                         // SAFETY: A's rows ic+ir.. and depth pc..pc+kc are in the view;
                         // the B panel, in place or packed, has kc rows of nr floats
-                        // at stride brs; C's tile is in C. With the edge: the same
-                        // for the last panel, nr columns to the right.
-                        unsafe {
-                            if edge_beside == Some(jr) {
-                                let (b, brs) = panel(jr + nr);
-                                let edge = Tile {
-                                    b,
-                                    brs,
-                                    c: t.c.wrapping_add(nr * c.cs),
-                                    cols: nc - jr - nr,
-                                    ..t
-                                };
-                                s.tile_with_edge(&t, &edge, rows)
-                            } else {
-                                s.tile(&t, rows)
-                            }
+                        // at stride brs; C's tile is in C.
+                        unsafe { s.tile(&t, rows) };
+                    }
+                }
+                if let Some(jr) = edge_beside {
+                    let panel = |jr: usize| {
+                        if jr < full {
+                            (b.ptr_at(pc, jc + jr), b.rs)
+                        } else {
+                            (bpack.as_ptr().wrapping_add((jr - full) * kc), nr)
+                        }
+                    };
+                    let ((bp, brs), (ep, ers)) = (panel(jr), panel(jr + nr));
+                    for ir in (0..mc).step_by(mr) {
+                        let (ap, ars, acs) = if pack_a_needed {
+                            (apack.as_ptr().wrapping_add(ir * kc), 1, mr)
+                        } else {
+                            (a.ptr_at(ic + ir, pc), a.rs, a.cs)
                         };
+                        let t = Tile {
+                            kc,
+                            a: ap,
+                            ars,
+                            acs,
+                            b: bp,
+                            brs,
+                            // (ic + ir, jc + jr) is an element of C.
+                            c: c.ptr.wrapping_add((ic + ir) * c.rs + (jc + jr) * c.cs),
+                            crs: c.rs,
+                            ccs: c.cs,
+                            cols: nr,
+                            alpha,
+                            beta,
+                        };
+                        let edge = Tile {
+                            b: ep,
+                            brs: ers,
+                            c: t.c.wrapping_add(nr * c.cs),
+                            cols: nc - jr - nr,
+                            ..t
+                        };
+                        // SAFETY: as above, for both panels: the last is nr columns
+                        // to the right of the other, and as many rows and as deep.
+                        unsafe { s.tile_with_edge(&t, &edge, mr.min(mc - ir)) };
                     }
                 }
             }
