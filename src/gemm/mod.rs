@@ -674,80 +674,52 @@ unsafe fn blocked<S: GemmKernel>(
                 if pack_a_needed {
                     pack::pack_a(s, a, ic, mc, pc, kc, apack);
                 }
-                for jr in (0..alone).step_by(nr) {
-                    let cols = nr.min(nc - jr);
-                    let (bp, brs) = if jr < full {
+                // The B micro-panel from column jr, in place or packed.
+                let panel = |jr: usize| {
+                    if jr < full {
                         (b.ptr_at(pc, jc + jr), b.rs)
                     } else {
                         (bpack.as_ptr().wrapping_add((jr - full) * kc), nr)
+                    }
+                };
+                // The tile of rows ir.. and of the `cols` columns from jr.
+                let tile_at = |ir: usize, jr: usize, cols: usize| {
+                    let (ap, ars, acs) = if pack_a_needed {
+                        (apack.as_ptr().wrapping_add(ir * kc), 1, mr)
+                    } else {
+                        (a.ptr_at(ic + ir, pc), a.rs, a.cs)
                     };
+                    let (bp, brs) = panel(jr);
+                    Tile {
+                        kc,
+                        a: ap,
+                        ars,
+                        acs,
+                        b: bp,
+                        brs,
+                        // (ic + ir, jc + jr) is an element of C.
+                        c: c.ptr.wrapping_add((ic + ir) * c.rs + (jc + jr) * c.cs),
+                        crs: c.rs,
+                        ccs: c.cs,
+                        cols,
+                        alpha,
+                        beta,
+                    }
+                };
+                for jr in (0..alone).step_by(nr) {
+                    let cols = nr.min(nc - jr);
                     for ir in (0..mc).step_by(mr) {
-                        let rows = mr.min(mc - ir);
-                        let (ap, ars, acs) = if pack_a_needed {
-                            (apack.as_ptr().wrapping_add(ir * kc), 1, mr)
-                        } else {
-                            (a.ptr_at(ic + ir, pc), a.rs, a.cs)
-                        };
-                        let t = Tile {
-                            kc,
-                            a: ap,
-                            ars,
-                            acs,
-                            b: bp,
-                            brs,
-                            // SAFETY: (ic + ir, jc + jr) is an element of C.
-                            c: unsafe { c.ptr.add((ic + ir) * c.rs + (jc + jr) * c.cs) },
-                            crs: c.rs,
-                            ccs: c.cs,
-                            cols,
-                            alpha,
-                            beta,
-                        };
                         // SAFETY: A's rows ic+ir.. and depth pc..pc+kc are in the view;
                         // the B panel, in place or packed, has kc rows of nr floats
                         // at stride brs; C's tile is in C.
-                        unsafe { s.tile(&t, rows) };
+                        unsafe { s.tile(&tile_at(ir, jr, cols), mr.min(mc - ir)) };
                     }
                 }
                 if let Some(jr) = edge_beside {
-                    let panel = |jr: usize| {
-                        if jr < full {
-                            (b.ptr_at(pc, jc + jr), b.rs)
-                        } else {
-                            (bpack.as_ptr().wrapping_add((jr - full) * kc), nr)
-                        }
-                    };
-                    let ((bp, brs), (ep, ers)) = (panel(jr), panel(jr + nr));
                     for ir in (0..mc).step_by(mr) {
-                        let (ap, ars, acs) = if pack_a_needed {
-                            (apack.as_ptr().wrapping_add(ir * kc), 1, mr)
-                        } else {
-                            (a.ptr_at(ic + ir, pc), a.rs, a.cs)
-                        };
-                        let t = Tile {
-                            kc,
-                            a: ap,
-                            ars,
-                            acs,
-                            b: bp,
-                            brs,
-                            // (ic + ir, jc + jr) is an element of C.
-                            c: c.ptr.wrapping_add((ic + ir) * c.rs + (jc + jr) * c.cs),
-                            crs: c.rs,
-                            ccs: c.cs,
-                            cols: nr,
-                            alpha,
-                            beta,
-                        };
-                        let edge = Tile {
-                            b: ep,
-                            brs: ers,
-                            c: t.c.wrapping_add(nr * c.cs),
-                            cols: nc - jr - nr,
-                            ..t
-                        };
+                        let (t, edge) = (tile_at(ir, jr, nr), tile_at(ir, jr + nr, nc - jr - nr));
                         // SAFETY: as above, for both panels: the last is nr columns
-                        // to the right of the other, and as many rows and as deep.
+                        // to the right of the other, as many rows and as deep.
                         unsafe { s.tile_with_edge(&t, &edge, mr.min(mc - ir)) };
                     }
                 }

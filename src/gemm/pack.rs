@@ -73,14 +73,10 @@ fn pack_b_transposed<S: GemmKernel>(
     for jb in (0..full_j).step_by(8) {
         for pb in (0..full_p).step_by(8) {
             // The block reads rows j0+jb..+8 at columns p0+pb..+8 of the stored B^T,
-            // all inside the view; it writes 8 rows of 8 inside the panel. (The
-            // length tests below decide; a short slice takes the element loop.)
+            // all inside the view; it writes 8 rows of 8 inside the panel.
             let src = b.data.get((j0 + jb) * b.cs + p0 + pb..).unwrap_or_default();
             let out = panel.get_mut(pb * nr + jb..).unwrap_or_default();
-            if src.len() >= 7 * b.cs + 8 && out.len() >= 7 * nr + 8 {
-                // SAFETY: the two length checks above cover every address touched.
-                unsafe { s.transpose8(src.as_ptr(), b.cs, out.as_mut_ptr(), nr) };
-            } else {
+            if !transpose8_in(s, src, b.cs, out, nr) {
                 // Unreachable for checked views; kept so that no block is ever skipped.
                 for (q, row) in out.chunks_mut(nr).take(8).enumerate() {
                     for (r, x) in row.iter_mut().take(8).enumerate() {
@@ -182,10 +178,7 @@ fn pack_a_rows_transposed<S: GemmKernel>(
             // view, and writes 8 columns of 8 rows inside the panel.
             let src = a.data.get((i + rb) * a.rs + p0 + pb..).unwrap_or_default();
             let out = panel.get_mut(pb * mr + rb..).unwrap_or_default();
-            if src.len() >= 7 * a.rs + 8 && out.len() >= 7 * mr + 8 {
-                // SAFETY: the two length checks above cover every address touched.
-                unsafe { s.transpose8(src.as_ptr(), a.rs, out.as_mut_ptr(), mr) };
-            } else {
+            if !transpose8_in(s, src, a.rs, out, mr) {
                 // Unreachable for checked views; kept so that no block is ever skipped.
                 for (q, col) in out.chunks_mut(mr).take(8).enumerate() {
                     for (r, x) in col.iter_mut().take(8).enumerate() {
@@ -195,4 +188,24 @@ fn pack_a_rows_transposed<S: GemmKernel>(
             }
         }
     }
+}
+
+/// `out[q * ds + r] = src[r * ss + q]` for r, q < 8 by the backend's
+/// [`GemmKernel::transpose8`], when both slices hold their 8 x 8 block; `false`, and
+/// nothing written, when one is short (never for checked views: the caller then
+/// copies element by element, so that no block is ever skipped).
+#[inline(always)]
+fn transpose8_in<S: GemmKernel>(s: S, src: &[f32], ss: usize, out: &mut [f32], ds: usize) -> bool {
+    let fits = |len: usize, stride: usize| {
+        stride
+            .checked_mul(7)
+            .and_then(|x| x.checked_add(8))
+            .is_some_and(|need| len >= need)
+    };
+    if !(fits(src.len(), ss) && fits(out.len(), ds)) {
+        return false;
+    }
+    // SAFETY: the two length checks above cover every address touched.
+    unsafe { s.transpose8(src.as_ptr(), ss, out.as_mut_ptr(), ds) };
+    true
 }
