@@ -135,8 +135,12 @@ pub(crate) fn pack_a<S: GemmKernel>(
         } else {
             0
         };
-        for (p, col) in panel.chunks_exact_mut(mr).enumerate().skip(done) {
+        for (p, col) in panel.chunks_exact_mut(mr).enumerate() {
             let (head, tail) = col.split_at_mut(h);
+            tail.fill(0.0);
+            if p < done {
+                continue;
+            }
             if a.rs == 1 {
                 for (x, &y) in head.iter_mut().zip(a.run(i0 + ip, p0 + p, h)) {
                     *x = y;
@@ -145,12 +149,6 @@ pub(crate) fn pack_a<S: GemmKernel>(
                 for (i, x) in head.iter_mut().enumerate() {
                     *x = a.at(i0 + ip + i, p0 + p);
                 }
-            }
-            tail.fill(0.0);
-        }
-        if done > 0 {
-            for col in panel.chunks_exact_mut(mr).take(done) {
-                col.get_mut(h..).unwrap_or_default().fill(0.0);
             }
         }
     }
