@@ -24,8 +24,9 @@
 //!   480 x 256 x 4 B = 480 KiB, a quarter of L2, leaving room for C and the B panel.
 //! * NC: the packed B block, KC x NC floats, lives in L3: 256 x 4096 x 4 B = 4 MiB.
 //!
-//! Those are the largest blocks, and they size the workspace
-//! ([`gemm_workspace_len`](crate::gemm_workspace_len)) for any CPU. At run time
+//! Those figures are AVX-512's. AVX2's narrower tile takes blocks twice as deep (see
+//! below), so the largest blocks any CPU gets, which size the workspace
+//! ([`gemm_workspace_len`](crate::gemm_workspace_len)), are KC = 512, MC and NC. At run time
 //! [`blocks`] derives each CPU's own from its caches ([`Caches::detect`]).
 //!
 //! KC: Low et al.'s model (section 4) keeps the B micro-panel (KC x NR) in L1 beside
@@ -34,14 +35,20 @@
 //! Measured there, that lost to KC = 256 at every bench shape (512^3: 89.9 against
 //! 104.5 GFLOP/s in one sitting; 224 was level with 256), because this GEMM reads A
 //! in place, unpacked, for most shapes: A's rows stream from L2 and claim no L1 ways.
-//! So B's micro-panel gets all of L1, KC = L1 / (NR * 4): 256 on Zen 4, on Cascade
-//! Lake and (capped) on Sapphire Rapids; 128 on a 16 KiB L1.
+//! So B's micro-panel gets all of L1, up to 32 KiB: KC = min(L1, 32 KiB) / (NR * 4).
+//! With AVX-512's NR = 32 that is 256 on Zen 4, Cascade Lake and Sapphire Rapids
+//! (whose 48 KiB the cap leaves at the 32 KiB measured there); 128 on a 16 KiB L1.
+//! With AVX2's NR = 16 it is 512: on Zen 3 (32 KiB L1d, 512 KiB L2, AVX2 only), one
+//! sitting of the interleaved harness against KC = 256 took 200x200x784 (two depth
+//! blocks of 392 instead of four of 196) 4-5% faster, 512^3 3-9% and 1024^3 9-11%;
+//! 384 gave half of that. The deeper block halves the passes over C, which with a
+//! 512 KiB L2 comes back from L3 on every pass.
 //!
 //! MC and NC: the A block (MC x KC) fills half of L2, the packed B block (KC x NC)
 //! half of L3 (when there is one).
 
 /// Depth of one packed block of k.
-pub(crate) const KC: usize = 256;
+pub(crate) const KC: usize = 512;
 /// Rows of A per L2 block, a multiple of every MR.
 pub(crate) const MC: usize = 480;
 /// Columns of B per packed block, a multiple of every NR.
@@ -54,6 +61,9 @@ pub(crate) const ALIGN_SLACK: usize = 16;
 
 use super::caches::Caches;
 
+/// The most of L1 that the B micro-panel (KC x NR floats) takes; see above.
+const B_PANEL_MAX_BYTES: usize = 32 * 1024;
+
 /// The smallest KC the model may give (a thinner block pays a pass over C for little
 /// work).
 const KC_MIN: usize = 64;
@@ -63,7 +73,7 @@ const KC_MIN: usize = 64;
 pub(crate) fn blocks(c: &Caches, nr: usize) -> (usize, usize, usize) {
     // (`max(8)`: already so by the clamp, stated so that the divisions below are
     // visibly by non-zero values.)
-    let kc = ((c.l1d / (nr * 4)).clamp(KC_MIN, KC) / 8 * 8).max(8);
+    let kc = ((c.l1d.min(B_PANEL_MAX_BYTES) / (nr * 4)).clamp(KC_MIN, KC) / 8 * 8).max(8);
     let mc = (c.l2 / 2 / (kc * 4) / MR_MAX * MR_MAX).clamp(MR_MAX, MC);
     let nc = if c.l3 == 0 {
         NC
@@ -94,10 +104,24 @@ mod tests {
             l2: 1024 * KIB,
             l3: 32 * 1024 * KIB,
         };
-        // AVX-512's NR = 32: SPR 48 KiB / 128 B = 384, capped at 256; Zen 4 256.
+        let zen3 = Caches {
+            l1d: 32 * KIB,
+            l1d_ways: 8,
+            l2: 512 * KIB,
+            l3: 32 * 1024 * KIB,
+        };
+        // AVX-512's NR = 32: SPR's B panel at 32 of its 48 KiB, 32 KiB / 128 B = 256;
+        // Zen 4 256.
         assert_eq!(blocks(&spr, 32), (256, 480, 4096));
         // Zen 4's MC from half of 1 MiB: 512 KiB / (256 * 4) = 512 -> 504, capped at 480.
         assert_eq!(blocks(&zen4, 32), (256, 480, 4096));
+        // AVX2's NR = 16: 32 KiB / 64 B = 512 deep. Zen 3's MC from half of 512 KiB:
+        // 256 KiB / (512 * 4) = 128 -> 120 rows; Zen 4's 256 -> 252. NC: half of L3,
+        // 16 MiB / 2 KiB = 8192 columns, capped at 4096.
+        assert_eq!(blocks(&zen3, 16), (512, 120, 4096));
+        assert_eq!(blocks(&zen4, 16), (512, 252, 4096));
+        // The portable backend's NR = 8 would take 1024; the cap is KC.
+        assert_eq!(blocks(&zen3, 8).0, KC);
         // A 16 KiB L1 and a 256 KiB L2 (older small cores): 128 deep, MC = 128 KiB /
         // 512 B = 256 rows, NC at its cap without an L3.
         let small = Caches {

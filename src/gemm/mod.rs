@@ -386,13 +386,17 @@ impl RawMat {
 /// The workspace, in f32, that [`gemm`] needs for an m x n x k product, on any backend.
 ///
 /// ```
-/// assert!(mlp_kernels::gemm_workspace_len(200, 200, 784) <= 256 * (224 + 212) + 16);
+/// // Depth 784 in blocks of at most 392 (AVX2's two), times 200 rows of A in whole
+/// // 12-row tiles and 200 columns of B in whole 32-column panels, plus alignment:
+/// assert!(mlp_kernels::gemm_workspace_len(200, 200, 784) <= 392 * (204 + 224) + 32);
 /// ```
 pub fn gemm_workspace_len(m: usize, n: usize, k: usize) -> usize {
     if m == 0 || n == 0 || k == 0 {
         return 0;
     }
-    let kc = k.min(KC);
+    // The deepest depth block any CPU takes: k split evenly in blocks of at most KC
+    // (as `blocked` splits it; fewer, deeper blocks on CPUs with larger caches).
+    let kc = div_ceil(k, div_ceil(k, KC));
     let one = |m: usize, n: usize| {
         let b = n.min(NC).div_ceil(NR_MAX) * NR_MAX;
         let a = m.min(MC).div_ceil(MR_MAX) * MR_MAX;
@@ -620,7 +624,11 @@ unsafe fn blocked<S: GemmKernel>(
     debug_assert!(mc_max.is_multiple_of(mr) && nc_max.is_multiple_of(nr));
     // 64-byte alignment of the packed B keeps each vector load within a cache line.
     let skip = ws.as_ptr().align_offset(64).min(ALIGN_SLACK);
-    let b_len = k.min(kc_max) * n.min(nc_max).div_ceil(nr) * nr;
+    // Equal depth blocks (784 = 4 x 196, not 3 x 256 + 16): a thin last block would
+    // pay a full pass over C for little work. (`max` only shows the compiler what
+    // `blocks` and `gemm_raw` ensure: no step or divisor is 0.)
+    let kc_step = div_ceil(k, div_ceil(k, kc_max)).max(1);
+    let b_len = kc_step * n.min(nc_max).div_ceil(nr) * nr;
     // The contract sized `ws` for this split; a shorter one cannot reach here.
     let Some((bpack, apack)) = ws
         .get_mut(skip..)
@@ -650,11 +658,6 @@ unsafe fn blocked<S: GemmKernel>(
     let b_in_place = b.cs == 1 && (m <= 4 * mr || b_fits_l1) && !b.rs.is_multiple_of(128);
     for jc in (0..n).step_by(nc_max) {
         let nc = nc_max.min(n - jc);
-        // Equal depth blocks (784 = 4 x 196, not 3 x 256 + 16): a thin last block
-        // would pay a full pass over C for little work.
-        // (`max` only shows the compiler what `blocks` and `gemm_raw` ensure: no
-        // step or divisor is 0.)
-        let kc_step = div_ceil(k, div_ceil(k, kc_max)).max(1);
         // A last panel of at most EDGE_COLS columns is computed beside the whole
         // panel before it (`GemmKernel::tile_with_edge`), from that panel's column.
         let edge_cols = nc % nr;
