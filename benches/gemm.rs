@@ -14,6 +14,10 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use mlp_kernels::{Backend, Kernels, MatMut, MatRef, gemm_workspace_len};
 use mlp_kernels_benches::{CASES, data, strides};
 
+#[path = "peer_gemm.rs"]
+mod peer_gemm;
+use peer_gemm::gemm_019;
+
 fn gemm_single(c: &mut Criterion) {
     let backends: Vec<Kernels> = Backend::supported()
         .filter_map(|b| Kernels::new(b).ok())
@@ -65,27 +69,14 @@ fn gemm_single(c: &mut Criterion) {
             })
         });
         group.bench_function("gemm-0.19", |bch| {
-            bch.iter(|| unsafe {
-                // SAFETY: as above; gemm computes dst = alpha dst + beta lhs rhs.
-                gemm::gemm(
-                    m,
-                    n,
-                    k,
-                    out.as_mut_ptr(),
-                    1,
-                    n as isize,
-                    false,
-                    black_box(a.as_ptr()),
-                    acs as isize,
-                    ars as isize,
-                    b.as_ptr(),
-                    bcs as isize,
-                    brs as isize,
-                    0.0f32,
-                    1.0f32,
-                    false,
-                    false,
-                    false,
+            bch.iter(|| {
+                gemm_019(
+                    (m, n, k),
+                    black_box(&a),
+                    (ars, acs),
+                    &b,
+                    (brs, bcs),
+                    &mut out,
                     gemm::Parallelism::None,
                 )
             })
@@ -119,27 +110,14 @@ fn gemm_two_threads(c: &mut Criterion) {
             });
         }
         group.bench_function(BenchmarkId::new("gemm-0.19", 2), |bch| {
-            bch.iter(|| unsafe {
-                // SAFETY: as in gemm_single.
-                gemm::gemm(
-                    m,
-                    n,
-                    k,
-                    out.as_mut_ptr(),
-                    1,
-                    n as isize,
-                    false,
-                    black_box(a.as_ptr()),
-                    1,
-                    k as isize,
-                    b.as_ptr(),
-                    1,
-                    n as isize,
-                    0.0f32,
-                    1.0f32,
-                    false,
-                    false,
-                    false,
+            bch.iter(|| {
+                gemm_019(
+                    (m, n, k),
+                    black_box(&a),
+                    (k, 1),
+                    &b,
+                    (n, 1),
+                    &mut out,
                     gemm::Parallelism::Rayon(2),
                 )
             })

@@ -4,23 +4,30 @@
 //! the 90th percentiles (the quiet slices) of the per-slice GFLOP/s.
 //!
 //! ```sh
-//! cargo run --release -p mlp-kernels-benches --example gemm_ratio             # every shape
-//! cargo run --release -p mlp-kernels-benches --example gemm_ratio -- fc3 64^3 # names containing these
+//! # every shape:
+//! cargo run --release -p mlp-kernels-benches --example gemm_ratio
+//! # the shapes whose names contain one of these:
+//! cargo run --release -p mlp-kernels-benches --example gemm_ratio -- fc3 64^3
 //! ```
 //!
 //! `BACKEND=avx2` (or `avx512`, `portable`) picks our backend, else the best this CPU
 //! has; `ROUNDS=n` sets the slices per side (300). gemm 0.19 picks its own kernels
 //! (x86-v4 where the CPU has AVX-512, else x86-v3), single thread.
 //!
-//! Criterion's `cargo bench --bench gemm` measures each function for a second in turn:
-//! on a shared 2-vCPU guest the load changed between the two, and ratios moved by up to
-//! 30% from one run to the next (256^3: 0.66, then 0.96; Zen 3, 2026-11-28); interleaved, they move by a few percent.
+//! Criterion's `cargo bench --bench gemm` measures each function for a second in
+//! turn: on a shared 2-vCPU guest the load changed between the two, and ratios moved
+//! by up to 30% from one run to the next (256^3: 0.66, then 0.96; Zen 3, 2026-11-28).
+//! Interleaved, they moved by up to 10%.
 
 use std::hint::black_box;
 use std::time::Instant;
 
 use mlp_kernels::{Backend, Kernels, MatMut, MatRef, gemm_workspace_len};
 use mlp_kernels_benches::{CASES, data, strides};
+
+#[path = "../peer_gemm.rs"]
+mod peer_gemm;
+use peer_gemm::gemm_019;
 
 /// Flops per slice: about a millisecond at 50 GFLOP/s.
 const FLOPS_PER_SLICE: f64 = 5e7;
@@ -74,31 +81,15 @@ fn main() {
             ours.push(flops * reps as f64 / t.elapsed().as_secs_f64() / 1e9);
             let t = Instant::now();
             for _ in 0..reps {
-                // SAFETY: the pointers and strides describe the vectors above; gemm
-                // computes dst = alpha dst + beta lhs rhs.
-                unsafe {
-                    gemm::gemm(
-                        m,
-                        n,
-                        k,
-                        out.as_mut_ptr(),
-                        1,
-                        n as isize,
-                        false,
-                        black_box(a.as_ptr()),
-                        acs as isize,
-                        ars as isize,
-                        b.as_ptr(),
-                        bcs as isize,
-                        brs as isize,
-                        0.0f32,
-                        1.0f32,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
-                    )
-                }
+                gemm_019(
+                    (m, n, k),
+                    black_box(&a),
+                    (ars, acs),
+                    &b,
+                    (brs, bcs),
+                    &mut out,
+                    gemm::Parallelism::None,
+                );
             }
             theirs.push(flops * reps as f64 / t.elapsed().as_secs_f64() / 1e9);
         }

@@ -26,8 +26,8 @@
 //!
 //! Those figures are AVX-512's. AVX2's narrower tile takes blocks twice as deep (see
 //! below), so the largest blocks any CPU gets, which size the workspace
-//! ([`gemm_workspace_len`](crate::gemm_workspace_len)), are KC = 512, MC and NC. At run time
-//! [`blocks`] derives each CPU's own from its caches ([`Caches::detect`]).
+//! ([`gemm_workspace_len`](crate::gemm_workspace_len)), are KC = 512, MC and NC. At
+//! run time [`blocks`] derives each CPU's own from its caches ([`Caches::detect`]).
 //!
 //! KC: Low et al.'s model (section 4) keeps the B micro-panel (KC x NR) in L1 beside
 //! the A micro-panel, giving A C_A = ceil((W - 1) * MR / (MR + NR)) of L1's W ways
@@ -37,12 +37,13 @@
 //! in place, unpacked, for most shapes: A's rows stream from L2 and claim no L1 ways.
 //! So B's micro-panel gets all of L1, up to 32 KiB: KC = min(L1, 32 KiB) / (NR * 4).
 //! With AVX-512's NR = 32 that is 256 on Zen 4, Cascade Lake and Sapphire Rapids
-//! (whose 48 KiB the cap leaves at the 32 KiB measured there); 128 on a 16 KiB L1.
-//! With AVX2's NR = 16 it is 512: on Zen 3 (32 KiB L1d, 512 KiB L2, AVX2 only), one
-//! sitting of the interleaved harness against KC = 256 took 200x200x784 (two depth
-//! blocks of 392 instead of four of 196) 4-5% faster, 512^3 3-9% and 1024^3 9-11%;
-//! 384 gave half of that. The deeper block halves the passes over C, which with a
-//! 512 KiB L2 comes back from L3 on every pass.
+//! (whose 48 KiB L1d the cap holds at the 256 it had when KC itself was the cap);
+//! 128 on a 16 KiB L1. With AVX2's NR = 16 it is 512: on Zen 3 (32 KiB L1d, 512 KiB
+//! L2, AVX2 only), the old and new code interleaved in one process took 200x200x784
+//! (two depth blocks of 392 instead of four of 196) 4-5% faster, 512^3 3-9% and
+//! 1024^3 9-11%; 384 gave half of that. Each depth block is a pass over C, which a
+//! 512 KiB L2 most likely does not keep beside the A and B blocks. (The AVX2 backend
+//! on AVX-512 machines, which run it only when asked, was not measured with it.)
 //!
 //! MC and NC: the A block (MC x KC) fills half of L2, the packed B block (KC x NC)
 //! half of L3 (when there is one).
