@@ -5,8 +5,10 @@
 #                               thumbv7em-none-eabihf, thumbv8m.main-none-eabihf,
 #                               x86_64-unknown-none (no SSE) and wasm32-unknown-unknown,
 #                               linked to prove no panic path on the three ELF targets
-#   scripts/cross.sh aarch64    the full `cargo test` for aarch64-unknown-linux-gnu
-#                               (NEON through `wide`), run under qemu-aarch64
+#   scripts/cross.sh aarch64    the crate's full `cargo test` for aarch64-unknown-linux-gnu
+#                               (NEON through `wide`), run under qemu-aarch64; not the
+#                               benches package, whose peers (gemm, criterion) took
+#                               most of the step's build time and test nothing there
 #
 # rustup has no other targets here, so both use Debian's rustc-web (1.96, with its
 # library source) and -Zbuild-std; scripts/cross-setup.sh installs it.
@@ -53,7 +55,7 @@ aarch64() {
   echo "== cargo test for aarch64-unknown-linux-gnu under qemu-aarch64"
   CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
   CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu" \
-    $cargo test --locked -Zbuild-std --target aarch64-unknown-linux-gnu \
+    $cargo test --locked -Zbuild-std --target aarch64-unknown-linux-gnu -p mlp-kernels \
       --target-dir "$root/target/cross" "$@"
 }
 

@@ -540,6 +540,9 @@ type SparseRun<'a> = (&'a [usize], &'a mut [u32], &'a mut [f32]);
 fn copy_sparse_rows(images: &SparseImages, (order, idx, val): SparseRun<'_>) {
     let mut at = 0;
     for (r, &i) in order.iter().enumerate() {
+        // (Only the prefetch below reads r.)
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = r;
         // As in `gather_rows`: ask early for the entries of an image four ahead.
         #[cfg(target_arch = "x86_64")]
         if let Some(&next) = order.get(r + 4) {
