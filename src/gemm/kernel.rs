@@ -312,9 +312,6 @@ unsafe fn run_with_edge<S: Simd, H: Simd, const MR: usize, const NV: usize>(
     let (zero, zero_h) = (s.splat(0.0), h.splat(0.0));
     let mut acc = [[zero; NV]; MR];
     let mut acc_h = [[zero_h; 1]; MR];
-    // One pointer stepping down the rows, unlike `run`: its chain of MR adds is
-    // shorter than a step's 3 * MR FMAs here, and per-row pointers took 3 more
-    // instructions per step (AVX-512, 8 rows).
     let (mut a, mut b, mut be) = (t.a, t.b, edge.b);
     for _ in 0..t.kc {
         // SAFETY: as in `run`, for both panels.
