@@ -300,7 +300,6 @@ impl GemmKernel for Avx512 {
 /// # Safety
 /// As [`run`] for each tile; they share A (`edge.a == t.a`, same strides and depth),
 /// every vector of `t` is whole, and `edge` has at most H::LANES columns.
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[inline(always)]
 unsafe fn run_with_edge<S: Simd, H: Simd, const MR: usize, const NV: usize>(
     s: S,
@@ -351,28 +350,23 @@ unsafe fn run_with_edge<S: Simd, H: Simd, const MR: usize, const NV: usize>(
 unsafe fn run<S: Simd, const MR: usize, const NV: usize>(s: S, t: &Tile) {
     let zero = s.splat(0.0);
     let mut acc = [[zero; NV]; MR];
-    // Each row of A from its own pointer, at one offset that moves by acs per step.
-    // Stepping one pointer down the rows instead (a + ars, + ars, ...) made the depth
-    // loop a chain of MR dependent adds, as long as its FMAs take (AVX2, Zen 3).
-    let rows: [*const f32; MR] = core::array::from_fn(|i| t.a.wrapping_add(i * t.ars));
-    let (mut p, mut b) = (0usize, t.b);
+    let (mut a, mut b) = (t.a, t.b);
     for _ in 0..t.kc {
-        // SAFETY: step < kc, so b + step * brs + NV * LANES <= the panel's end (the
-        // panel is NR >= NV * LANES wide), and a + i * ars + step * acs is an element
-        // of A.
+        // SAFETY: p < kc, so b + p * brs + NV * LANES <= the panel's end (the panel is
+        // NR >= NV * LANES wide), and a + i * ars + p * acs is an element of A.
         unsafe {
             let mut bv = [zero; NV];
             for (v, x) in bv.iter_mut().enumerate() {
                 *x = s.load_ptr(b.add(v * S::LANES));
             }
-            for (row, &ai) in acc.iter_mut().zip(&rows) {
-                let ai = s.splat(*ai.add(p));
+            for (i, row) in acc.iter_mut().enumerate() {
+                let ai = s.splat(*a.add(i * t.ars));
                 for (r, x) in row.iter_mut().zip(bv) {
                     *r = s.fma(ai, x, *r);
                 }
             }
             // Wrapping: after the last step these point past A and B, unused.
-            p = p.wrapping_add(t.acs);
+            a = a.wrapping_add(t.acs);
             b = b.wrapping_add(t.brs);
         }
     }
