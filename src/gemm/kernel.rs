@@ -300,6 +300,7 @@ impl GemmKernel for Avx512 {
 /// # Safety
 /// As [`run`] for each tile; they share A (`edge.a == t.a`, same strides and depth),
 /// every vector of `t` is whole, and `edge` has at most H::LANES columns.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[inline(always)]
 unsafe fn run_with_edge<S: Simd, H: Simd, const MR: usize, const NV: usize>(
     s: S,
