@@ -640,14 +640,15 @@ unsafe fn blocked<S: GemmKernel>(
     // A is read in place when its rows are contiguous. A^T-like A (columns contiguous)
     // is packed once enough B panels reuse it: in place, each step of depth would
     // touch a new, partly used cache line. Not when its columns are at most a line
-    // apart (a.cs <= 16 floats, e.g. fc3's dW, A = dy^T of 10 rows): the steps then
-    // walk along whole lines, and a block that small stays in L1 for every panel.
+    // apart (fc3's dW: A = dy^T, 10 rows, columns 10 floats apart): the steps then
+    // walk along whole lines, as packed A's would.
     // Row-major A is packed too when its row stride is a multiple of 4 KiB: the MR
     // rows of a tile would all map to one L1 set and evict each other.
     let pack_a_needed = if a.cs == 1 {
         a.rs.is_multiple_of(1024) && m > 1
     } else {
-        a.rs != 1 || (n.min(NC) >= 4 * nr && a.cs > 16)
+        const FLOATS_PER_LINE: usize = 64 / 4;
+        a.rs != 1 || (n.min(NC) >= 4 * nr && a.cs > FLOATS_PER_LINE)
     };
     // B is packed when many row tiles reuse each panel: packed rows are aligned and
     // contiguous, in place they straddle cache lines. With few row tiles the copy
