@@ -1,6 +1,8 @@
 //! Micro-kernels: an MR x NR tile of C = alpha * A * B + beta * C, with the tile held in
 //! registers over the whole depth kc. Written once over `Simd`; each backend fixes its
-//! MR and NV in [`GemmKernel`] (see `blocking.rs` for why those sizes).
+//! MR and NV in [`GemmKernel`] (see `blocking.rs` for why those sizes). One exception:
+//! the depth loop of AVX2's whole 6 x 16 tile is assembly (`avx2_tile.rs` says why),
+//! with the same FMAs in the same order, so the same bits.
 
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 use crate::simd::{Avx2, Avx512};
@@ -231,6 +233,14 @@ impl GemmKernel for Avx2 {
     const ROW_VECTORS: usize = 13;
     #[inline(always)]
     unsafe fn tile(self, t: &Tile, rows: usize) {
+        // The whole tile's depth loop in assembly (see `avx2_tile.rs` for why), its
+        // edges through the generic body.
+        if rows == 6 && t.cols > Self::LANES {
+            // SAFETY: the token proves AVX2 and FMA; the caller guarantees 6 rows and
+            // the panel's 16 columns at every depth.
+            unsafe { store(self, &super::avx2_tile::depth_loop_6x16(t), t) };
+            return;
+        }
         tile_body!(Self, self, t, rows, 6, 2)
     }
 }

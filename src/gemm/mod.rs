@@ -19,6 +19,8 @@
 //! column-major C) skip packing: they are matrix-vector products, memory-bound, and
 //! take a separate path without packing.
 
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+mod avx2_tile;
 mod blocking;
 mod caches;
 mod gemv;
