@@ -53,6 +53,9 @@ consumer() {
 
 aarch64() {
   echo "== cargo test for aarch64-unknown-linux-gnu under qemu-aarch64"
+  # Without debug info: nothing here is debugged, and the build (std included) took
+  # 349 s instead of 463 s on Zen 3.
+  CARGO_PROFILE_DEV_DEBUG=false CARGO_PROFILE_TEST_DEBUG=false \
   CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
   CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu" \
     $cargo test --locked -Zbuild-std --target aarch64-unknown-linux-gnu -p mlp-kernels \
