@@ -569,4 +569,12 @@ fn the_gather_on_threads_is_the_gather() {
     train::gather(&mut two, &test, &order, &table, None, 2);
     assert!(one.x[..] == two.x[..] && one.y == two.y);
     assert!(one.x.iter().any(|&v| v > 0.0));
+    // Each pixel is its table entry, whichever SIMD lookup this CPU took.
+    let d = test.pixels_per_image;
+    for (r, &i) in order.iter().enumerate() {
+        for (j, &p) in test.images[i * d..(i + 1) * d].iter().enumerate() {
+            assert_eq!(one.x[r * d + j].to_bits(), table[p as usize].to_bits());
+        }
+        assert_eq!(one.y[r], i64::from(test.labels[i]));
+    }
 }
