@@ -67,15 +67,16 @@ macro_rules! step {
 ///
 /// # Safety
 /// For p < kc and i < 6, `a + i * ars + p * acs` is an element of A and
-/// `b + p * brs` starts 16 readable floats. Strides are in floats and are multiplied
-/// by 4 here, so they must be below `isize::MAX / 4` (true of any slice's).
+/// `b + p * brs` starts 16 readable floats. Strides are in floats; the byte strides
+/// wrap like the pointers, since a stride that is never stepped over (the depth's
+/// after its last step, say) may be any value a view allows.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 pub(super) unsafe fn depth_loop_6x16(t: &Tile) -> [[__m256; 2]; 6] {
     let zero = _mm256_setzero_ps();
     let mut c = [[zero; 2]; 6];
     // Row 3 of the tile: wrapping, as the caller's pointers; read only when kc > 0.
-    let a3 = t.a.wrapping_add(3 * t.ars);
+    let a3 = t.a.wrapping_add(t.ars.wrapping_mul(3));
     // SAFETY: the target features are this function's; the caller guarantees every
     // address read (see above). The block writes no memory; it declares the vector
     // registers it uses as outputs or clobbered, the pointers it moves as in-outs.
@@ -110,9 +111,9 @@ pub(super) unsafe fn depth_loop_6x16(t: &Tile) -> [[__m256; 2]; 6] {
             a0 = inout(reg) t.a => _,
             a3 = inout(reg) a3 => _,
             b = inout(reg) t.b => _,
-            rs = in(reg) t.ars * 4,
-            cs = in(reg) t.acs * 4,
-            bs = in(reg) t.brs * 4,
+            rs = in(reg) t.ars.wrapping_mul(4),
+            cs = in(reg) t.acs.wrapping_mul(4),
+            bs = in(reg) t.brs.wrapping_mul(4),
             k = in(reg) t.kc,
             n = out(reg) _,
             out("ymm0") c[0][0],
