@@ -792,3 +792,120 @@ fn forward_transposing_is_the_forward_pass_and_the_transpose() {
         }
     }
 }
+
+/// Rows in pairs that share most columns, like neighbouring pixels of a batch by
+/// columns: row 2q at `density`, row 2q + 1 the same columns, each dropped with
+/// probability 1/10, plus a few of its own.
+fn similar_pairs(rows: usize, cols: usize, density: f64, rng: &mut SplitMix) -> Sparse {
+    let mut s = Sparse::random(rows, cols, density, rng);
+    for i in (1..rows).step_by(2) {
+        for j in 0..cols {
+            let above = s.dense[(i - 1) * cols + j] != 0.0;
+            let u = rng.uniform(0.0, 1.0);
+            let lit = if above { u < 0.9 } else { u < density / 10.0 };
+            s.dense[i * cols + j] = if lit {
+                rng.uniform(-2.0, 2.0) as f32
+            } else {
+                0.0
+            };
+        }
+    }
+    let (mut offsets, mut indices, mut values) = (vec![0], vec![], vec![]);
+    for i in 0..rows {
+        for j in 0..cols {
+            let v = s.dense[i * cols + j];
+            if v != 0.0 {
+                indices.push(j as u32);
+                values.push(v);
+            }
+        }
+        offsets.push(indices.len());
+    }
+    (s.offsets, s.indices, s.values) = (offsets, indices, values);
+    s
+}
+
+/// Row i of alpha * S * B + beta * C computed alone: a one-row product, which the
+/// kernels never pair.
+fn one_row(
+    kern: &Kernels,
+    s: &Sparse,
+    i: usize,
+    (b, n): (&[f32], usize),
+    (alpha, beta): (f32, f32),
+    c_row: &[f32],
+) -> Vec<f32> {
+    let (lo, hi) = (s.offsets[i], s.offsets[i + 1]);
+    let offsets = [0, hi - lo];
+    let row = CsrRef::new(1, s.cols, &offsets, &s.indices[lo..hi], &s.values[lo..hi]).unwrap();
+    let mut out = c_row.to_vec();
+    let bv = MatRef::row_major(b, s.cols, n).unwrap();
+    let cv = MatMut::row_major(&mut out, 1, n).unwrap();
+    kern.sparse_gemm(alpha, row, bv, beta, cv, &mut []).unwrap();
+    out
+}
+
+#[test]
+fn rows_taken_in_pairs_keep_each_rows_bits() {
+    // The row form takes consecutive rows that share most columns two at a time over
+    // the union of their columns (`src/sparse/pairs.rs`), adding exact zeros for the
+    // row that lacks a column. Each row must have the bits it has alone, and the
+    // definition's value; an odd row count leaves a row without a partner, 37 and 1
+    // columns a partial vector, beta != 0 and alpha != 1 the other stores, and an
+    // infinity in B (in a column only the first row of a pair has) must not reach the
+    // second row as 0 * inf.
+    let mut rng = SplitMix(31);
+    for (m, k, n, density) in [(151, 784, 200, 0.19), (40, 300, 37, 0.3), (7, 64, 1, 0.5)] {
+        let s = similar_pairs(m, k, density, &mut rng);
+        let mut b = random_vec(k * n, &mut rng);
+        let c0 = random_vec(m * n, &mut rng);
+        for infinite in [false, true] {
+            if infinite {
+                // Row 0's first column that row 1 lacks.
+                let (r0, r1) = (
+                    &s.indices[s.offsets[0]..s.offsets[1]],
+                    &s.indices[s.offsets[1]..s.offsets[2]],
+                );
+                let p = *r0
+                    .iter()
+                    .find(|p| !r1.contains(p))
+                    .expect("row 1 lacks a column of row 0");
+                b[p as usize * n] = f32::INFINITY;
+            }
+            for kern in kernels() {
+                for (alpha, beta) in [(1.0f32, 0.0f32), (-0.5, 0.0), (1.0, 0.5)] {
+                    let bv = MatRef::row_major(&b, k, n).unwrap();
+                    let mut c = c0.clone();
+                    let cv = MatMut::row_major(&mut c, m, n).unwrap();
+                    kern.sparse_gemm(alpha, s.view(), bv, beta, cv, &mut [])
+                        .unwrap();
+                    let what = format!(
+                        "{} {m}x{n}x{k}, alpha {alpha}, beta {beta}, inf {infinite}",
+                        kern.backend()
+                    );
+                    for i in 0..m {
+                        let alone =
+                            one_row(&kern, &s, i, (&b, n), (alpha, beta), &c0[i * n..][..n]);
+                        for (j, (&x, &y)) in c[i * n..][..n].iter().zip(&alone).enumerate() {
+                            assert_eq!(
+                                x.to_bits(),
+                                y.to_bits(),
+                                "{what}: ({i}, {j}): {x} in the product, {y} alone"
+                            );
+                        }
+                    }
+                    if infinite {
+                        assert!(
+                            c[n..2 * n].iter().all(|x| x.is_finite()),
+                            "{what}: row 1 took row 0's infinity"
+                        );
+                    } else {
+                        let (want, bound) =
+                            reference(alpha, &s.dense, m, k, &|p, j| b[p * n + j], n, beta, &c0);
+                        assert_close(&what, &c, &want, &bound);
+                    }
+                }
+            }
+        }
+    }
+}

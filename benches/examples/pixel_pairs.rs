@@ -1,15 +1,19 @@
-//! A measurement for issue #10, not a kernel of the crate (yet): would the sparse weight
-//! gradient dW1^T = X^T * dY run faster if X^T's rows (pixels) came two at a time?
+//! A measurement for issue #10: the sparse weight gradient dW1^T = X^T * dY with X^T's
+//! rows (pixels) two at a time, built straight from the batch, against the crate's path.
 //!
-//! Today the MNIST example transposes the batch's CSR (`CsrRef::transpose_into`) and runs
-//! `sparse_gemm`'s row form: every entry (pixel p, image i, value v) loads dY's row i and
-//! adds v * dY[i, ..] into row p of the result, one load per FMA. Neighbouring pixels are
-//! non-zero in mostly the same images, so the union of two pixels' image lists is only a
-//! little longer than either (1.17x the entries on MNIST's first 4,000 images). Here a pair
-//! of pixels walks that union: each load of dY's row feeds two FMAs, and the pixel that
-//! lacks the image adds v = 0. Adding 0 * x to a finite sum leaves its bits as they were
-//! (unless the sum is -0.0 and x >= 0), so with finite dY the result has the bits of the
-//! crate's path; this program checks that on every batch before it times anything.
+//! The MNIST example transposes the batch's CSR (`CsrRef::transpose_into`) and runs
+//! `sparse_gemm`, whose row form loads dY's row i for every entry (pixel p, image i,
+//! value v) and feeds it to one FMA per vector. Neighbouring pixels are lit in mostly
+//! the same images, so the union of two pixels' image lists is only a little longer
+//! than either (1.17x the entries on MNIST's first 4,000 images), and a pair of pixels
+//! can walk that union with each load of dY's row feeding two FMAs; the pixel that
+//! lacks the image adds v = 0, which leaves the bits of a finite sum as they were.
+//! `sparse_gemm` now does this itself where consecutive rows pay for it
+//! (`src/sparse/pairs.rs`): it merges runs of pairs from the transposed CSR as it goes
+//! and checks B finite first. This program builds the pairs of the whole batch in one
+//! go instead of the transpose and runs each block of dY's columns over all of them:
+//! the form to measure the crate's against. It checks that both give the same bits on
+//! every batch before it times anything.
 //!
 //! ```text
 //! cargo run --release -p mlp-kernels-benches --example pixel_pairs [ROUNDS]
@@ -17,6 +21,8 @@
 //!
 //! Prints the medians and 90th percentiles of the two, interleaved round by round, each
 //! timed over 20 batches of 200 images (the pairs' build counted, as is the transpose).
+//! Before the crate paired rows, this form ran 1.50-1.53x as fast as the crate's path on
+//! Zen 3; since, 1.15-1.4x (BENCHMARKS.md).
 //! x86_64 with AVX2 and FMA only; elsewhere it says so and exits.
 
 // Elsewhere only `main`'s message is built.
@@ -287,7 +293,7 @@ fn main() {
     let (cm, c9) = median_p90(&mut t_crate);
     let (pm, p9) = median_p90(&mut t_pairs);
     println!("GFLOP/s of the sparse work, {rounds} rounds:");
-    println!("  transpose_into + sparse_gemm: median {cm:.1}, p90 {c9:.1}");
-    println!("  pixel pairs (build included): median {pm:.1}, p90 {p9:.1}");
+    println!("  transpose_into + sparse_gemm (the crate): median {cm:.1}, p90 {c9:.1}");
+    println!("  whole-batch pixel pairs (build included): median {pm:.1}, p90 {p9:.1}");
     println!("  pairs / crate: median {:.2}, p90 {:.2}", pm / cm, p9 / c9);
 }

@@ -54,6 +54,9 @@ pub(crate) trait GemmKernel: Simd {
     /// Vectors of one row of C that the sparse kernels keep in registers (at most
     /// 16): the register file less one broadcast and one loaded vector.
     const ROW_VECTORS: usize;
+    /// Vectors of a block of two rows of C in the sparse kernels' pairs (at most 4; 0:
+    /// no pairs). Set where measured: AVX2 on Zen 3 (BENCHMARKS.md).
+    const PAIR_VECTORS: usize = 0;
 
     /// # Safety
     /// Every address of `t` the tile touches for `rows` rows, `t.kc` depth and
@@ -231,6 +234,8 @@ impl GemmKernel for Avx2 {
     const MR: usize = 6;
     const NR: usize = 16;
     const ROW_VECTORS: usize = 13;
+    // 8 accumulators, 2 broadcasts, B's vector: 4 did best of 3, 4 and 6 on Zen 3.
+    const PAIR_VECTORS: usize = 4;
     #[inline(always)]
     unsafe fn tile(self, t: &Tile, rows: usize) {
         // The whole tile's depth loop in assembly (see `avx2_tile.rs` for why), its

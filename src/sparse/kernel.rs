@@ -6,6 +6,9 @@
 //! v * B[p, ..], one broadcast and one FMA per vector, and C is written once. This is
 //! the "row-wise" (Gustavson 1978) order: B is read by rows, C by rows, S once.
 //!
+//! Where consecutive rows of S share most of their columns, `pairs.rs` takes them two at
+//! a time before this, with the same bits.
+//!
 //! `scatter_rows`: C += (alpha * v) * B[r, ..] into row p of C for every non-zero
 //! (r, p, v) of S, which is C += alpha * S^T * B without forming S^T. Here a block of
 //! B's row r stays in registers and C's rows are read and written per non-zero.
@@ -362,7 +365,7 @@ unsafe fn entries<S: Simd, const NV: usize, const ONE_PASS: bool, const WHOLE_LA
 /// # Safety
 /// C's row block (NV vectors, the last `tail` wide) is owned; a row base is readable.
 #[inline(always)]
-unsafe fn store_row<S: Simd, const NV: usize>(
+pub(super) unsafe fn store_row<S: Simd, const NV: usize>(
     s: S,
     acc: &[S::V; NV],
     tail: usize,

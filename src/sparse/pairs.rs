@@ -1,0 +1,399 @@
+//! Two rows of S at a time: the row form over the union of their columns.
+//!
+//! The row form (`kernel::rows_times_dense`) loads a row of B for every entry of S and
+//! feeds it to one FMA per vector. Where consecutive rows of S share most of their
+//! columns, a pair of rows walks the union of their column indices instead: each load
+//! of B's row feeds two FMAs, and the row that lacks the column adds 0 * B[p, ..]. That
+//! is the case of the lesson's weight gradient, where S = X^T and its rows are
+//! neighbouring pixels, lit in mostly the same images: the union of two rows holds
+//! 1.17x their entries on MNIST, against 1.5-1.8x for two images or two random rows
+//! (BENCHMARKS.md, "pixels two at a time").
+//!
+//! Same bits as the row form: each row's accumulators take its own entries in the same
+//! order, and between them exact zeros. Adding 0 * x to a sum leaves it unchanged when x
+//! is finite and the sum is not -0.0, and the sums start at +0.0, which an FMA with a
+//! +-0 product never turns into -0.0. An infinite or NaN x would give NaN where the row
+//! form adds nothing, so B is checked finite first, and a B that is not takes the row
+//! form.
+
+use core::mem::MaybeUninit;
+
+use super::CsrRef;
+use super::kernel::{Base, Out, Rows, store_row};
+use crate::checked::item;
+use crate::gemm::GemmKernel;
+use crate::simd::{MAX_LANES, Simd};
+
+/// A column of the union of two rows, with both rows' values there (0 for the row
+/// that has none).
+#[derive(Clone, Copy)]
+struct Cell {
+    col: u32,
+    values: [f32; 2],
+}
+
+/// Cells merged ahead of the products (36 KiB): a run of pairs shares each block of
+/// B's columns, which then stays in L1 from one pair to the next. On MNIST a pixel pair
+/// has 45 cells on average and at most 177, so a run holds some 68 pairs; runs of 17
+/// (9 KiB) took the weight gradient 1.05-1.13x faster than the row form, runs of 68
+/// 1.13-1.34x, runs of 136 1.16x (Zen 3, BENCHMARKS.md). Only x86_64 has a backend with
+/// pairs; elsewhere the scratch is empty, which keeps a small target's stack as it was.
+#[cfg(target_arch = "x86_64")]
+const CELLS: usize = 3072;
+#[cfg(not(target_arch = "x86_64"))]
+const CELLS: usize = 0;
+
+/// Pairs in one run at most (a pair may have no cell).
+const PAIRS: usize = if CELLS > 0 { 256 } else { 0 };
+
+/// Where a thread merges its runs: made outside the backend's code (`RowsJob::run`),
+/// so that the row form's stack frame stays small.
+pub(super) struct Scratch {
+    /// Written by `merge_run` before they are read: not zeroed for each call, which
+    /// would take tens of KiB of L1 from the product.
+    cells: [MaybeUninit<Cell>; CELLS],
+    /// Where each pair's cells end in `cells`.
+    ends: [u16; PAIRS],
+}
+
+impl Scratch {
+    pub(super) fn new() -> Scratch {
+        Scratch {
+            cells: [MaybeUninit::uninit(); CELLS],
+            ends: [0; PAIRS],
+        }
+    }
+}
+
+/// The pairs of a run may do at most this many FMAs (two a cell) per 100 entries, or the
+/// run goes row by row: a pair's load of B feeds two FMAs, the row form's one. On Zen 3,
+/// pixel pairs (117) ran 1.5x faster than the row form, image pairs (154) at 0.98-1.10x
+/// with their merge counted (BENCHMARKS.md).
+const MAX_FMAS_PER_100_ENTRIES: usize = 130;
+
+/// Rows `lo..hi` of C = alpha * S * B + base by pairs where they pay; returns the first
+/// row it left to the row form (`hi` when it did them all), at which point it stops.
+///
+/// # Safety
+/// As `kernel::rows_times_dense`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn rows_in_pairs<S: GemmKernel>(
+    s: S,
+    csr: &CsrRef<'_>,
+    lo: usize,
+    hi: usize,
+    b: Rows,
+    n: usize,
+    alpha: f32,
+    base: Base,
+    c: Out,
+    scratch: &mut Scratch,
+) -> usize {
+    if S::PAIR_VECTORS == 0 || hi.saturating_sub(lo) < 2 || n == 0 {
+        return lo;
+    }
+    let Scratch { cells, ends } = scratch;
+    let mut b_checked = false;
+    let mut r = lo;
+    while r < hi {
+        // The first run is one pair: where pairs do not pay (a batch by rows of
+        // images, say), that is all the merging the call wastes.
+        let most = if b_checked { PAIRS } else { 1 };
+        let (pairs, used, entries) = merge_run(csr, r, hi, most, cells, ends);
+        // Two FMAs a cell against one an entry.
+        let pays = pairs > 0
+            && used.saturating_mul(200) <= entries.saturating_mul(MAX_FMAS_PER_100_ENTRIES);
+        if !pays {
+            return r;
+        }
+        if !b_checked {
+            // SAFETY: forwarded; B holds the rows of S's column indices, < cols.
+            if !unsafe { rows_are_finite(s, b, csr.cols(), n) } {
+                return r;
+            }
+            b_checked = true;
+        }
+        let block = pair_column_block::<S>(n);
+        let mut j0 = 0;
+        while j0 < n {
+            let w = block.min(n - j0);
+            let nv = w.div_ceil(S::LANES);
+            let tail = w - (nv - 1) * S::LANES;
+            let b_j = Rows {
+                ptr: b.ptr.wrapping_add(j0),
+                ..b
+            };
+            let base_j = match base {
+                Base::Row(row) => Base::Row(row.wrapping_add(j0)),
+                scale => scale,
+            };
+            let mut from = 0usize;
+            for (q, &end) in ends.iter().enumerate().take(pairs) {
+                let end = end as usize;
+                let run = cells.get(from..end).unwrap_or(&[]);
+                // SAFETY: `merge_run` wrote cells 0..used of this run, and end <= used.
+                let run = unsafe { &*(core::ptr::from_ref(run) as *const [Cell]) };
+                from = end;
+                let i = r + 2 * q;
+                let second = i + 1 < hi;
+                let c_i = |row: usize| Out {
+                    ptr: c.ptr.wrapping_add(row * c.rs + j0 * c.cs),
+                    ..c
+                };
+                // SAFETY: forwarded; columns j0..j0 + w are inside the n columns, and
+                // rows i and i + 1 (when `second`) are in lo..hi.
+                unsafe {
+                    match nv {
+                        1 => pair_block::<S, 1>(
+                            s,
+                            run,
+                            b_j,
+                            tail,
+                            alpha,
+                            base_j,
+                            c_i(i),
+                            second.then(|| c_i(i + 1)),
+                        ),
+                        2 => pair_block::<S, 2>(
+                            s,
+                            run,
+                            b_j,
+                            tail,
+                            alpha,
+                            base_j,
+                            c_i(i),
+                            second.then(|| c_i(i + 1)),
+                        ),
+                        3 => pair_block::<S, 3>(
+                            s,
+                            run,
+                            b_j,
+                            tail,
+                            alpha,
+                            base_j,
+                            c_i(i),
+                            second.then(|| c_i(i + 1)),
+                        ),
+                        _ => pair_block::<S, 4>(
+                            s,
+                            run,
+                            b_j,
+                            tail,
+                            alpha,
+                            base_j,
+                            c_i(i),
+                            second.then(|| c_i(i + 1)),
+                        ),
+                    }
+                }
+            }
+            j0 += w;
+        }
+        r = (r + 2 * pairs).min(hi);
+    }
+    hi
+}
+
+/// Columns in a block of the pairs, at most `S::PAIR_VECTORS` (<= 4) vectors, as even as
+/// the vector width allows.
+#[inline(always)]
+fn pair_column_block<S: GemmKernel>(n: usize) -> usize {
+    let most = S::PAIR_VECTORS.clamp(1, 4);
+    let vecs = n.div_ceil(S::LANES);
+    let blocks = vecs.div_ceil(most).max(1);
+    vecs.div_ceil(blocks) * S::LANES
+}
+
+/// Merges rows r, r + 1, r + 2, ... (up to `hi`; a last row alone pairs with an empty
+/// one) two at a time into `cells`, as many pairs as fit, `most` at most. Returns the pairs merged, the
+/// cells they take and the entries they hold.
+fn merge_run(
+    csr: &CsrRef<'_>,
+    r: usize,
+    hi: usize,
+    most: usize,
+    cells: &mut [MaybeUninit<Cell>; CELLS],
+    ends: &mut [u16; PAIRS],
+) -> (usize, usize, usize) {
+    let (mut pairs, mut used, mut entries) = (0, 0, 0);
+    let mut i = r;
+    while i < hi && pairs < most.min(PAIRS) {
+        let (ia, va) = csr.row(i);
+        let (ib, vb) = if i + 1 < hi {
+            csr.row(i + 1)
+        } else {
+            (&[][..], &[][..])
+        };
+        if used + ia.len() + ib.len() > CELLS {
+            break;
+        }
+        let (mut x, mut y) = (0, 0);
+        while x < ia.len() || y < ib.len() {
+            // A row past its end takes no more columns.
+            let p = ia.get(x).copied().unwrap_or(u32::MAX);
+            let q = ib.get(y).copied().unwrap_or(u32::MAX);
+            let col = p.min(q);
+            let mut values = [0.0; 2];
+            if p == col {
+                values[0] = item(va, x, 0.0);
+                x += 1;
+            }
+            if q == col {
+                values[1] = item(vb, y, 0.0);
+                y += 1;
+            }
+            // Always there: the run holds at most the entries checked above. Counted
+            // only when written, as the products read cells 0..used.
+            if let Some(cell) = cells.get_mut(used) {
+                cell.write(Cell { col, values });
+                used += 1;
+            }
+        }
+        entries += ia.len() + ib.len();
+        if let Some(end) = ends.get_mut(pairs) {
+            // used <= CELLS < 2^16.
+            *end = used as u16;
+        }
+        pairs += 1;
+        i += 2;
+    }
+    (pairs, used, entries)
+}
+
+/// Columns of one block (NV vectors, the last `tail` wide) of C's rows `c0` and `c1` =
+/// alpha * (their sums over `cells`) + base.
+///
+/// # Safety
+/// B holds a row for each cell's column with the block's columns readable; C's rows
+/// hold the block's columns, owned; a row base is readable.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn pair_block<S: GemmKernel, const NV: usize>(
+    s: S,
+    cells: &[Cell],
+    b: Rows,
+    tail: usize,
+    alpha: f32,
+    base: Base,
+    c0: Out,
+    c1: Option<Out>,
+) {
+    // SAFETY: forwarded.
+    let acc = unsafe {
+        if tail == S::LANES {
+            pair_sums::<S, NV, true>(s, cells, b, tail)
+        } else {
+            pair_sums::<S, NV, false>(s, cells, b, tail)
+        }
+    };
+    // SAFETY: forwarded.
+    unsafe {
+        store_block(s, &acc[0], tail, alpha, base, c0);
+        if let Some(c1) = c1 {
+            store_block(s, &acc[1], tail, alpha, base, c1);
+        }
+    }
+}
+
+/// C's row block = alpha * acc + base, as `store_row` computes it, with its tests made
+/// once for the block: a pair stores two rows of a few vectors for every few dozen
+/// cells, and `store_row`'s tests for each vector took a tenth of the pairs' time.
+///
+/// # Safety
+/// As `store_row`.
+#[inline(always)]
+unsafe fn store_block<S: Simd, const NV: usize>(
+    s: S,
+    acc: &[S::V; NV],
+    tail: usize,
+    alpha: f32,
+    base: Base,
+    c: Out,
+) {
+    let reads_c = matches!(base, Base::Scale(beta) if beta != 0.0);
+    if c.cs != 1 || tail != S::LANES || reads_c {
+        // SAFETY: forwarded.
+        return unsafe { store_row(s, acc, tail, alpha, base, c) };
+    }
+    let av = s.splat(alpha);
+    for (q, &x) in acc.iter().enumerate() {
+        let y = if alpha == 1.0 { x } else { s.mul(av, x) };
+        // SAFETY: C's row holds NV whole vectors from `c.ptr` (tail == LANES), owned,
+        // and a row base as many.
+        unsafe {
+            let out = core::slice::from_raw_parts_mut(c.ptr.add(q * S::LANES), S::LANES);
+            match base {
+                Base::Row(r) => s.store(out, s.add(y, s.load_ptr(r.add(q * S::LANES)))),
+                Base::Scale(_) => s.store(out, y),
+            }
+        }
+    }
+}
+
+/// Both rows' sums over `cells` (a loop for each kind of last vector, without the
+/// other's test).
+///
+/// # Safety
+/// As [`pair_block`], and `tail == S::LANES` when `WHOLE_LAST`.
+#[inline(always)]
+unsafe fn pair_sums<S: Simd, const NV: usize, const WHOLE_LAST: bool>(
+    s: S,
+    cells: &[Cell],
+    b: Rows,
+    tail: usize,
+) -> [[S::V; NV]; 2] {
+    let last = NV - 1;
+    let mut acc = [[s.splat(0.0); NV]; 2];
+    for cell in cells {
+        let row = b.ptr.wrapping_add(cell.col as usize * b.rs);
+        let x = [s.splat(cell.values[0]), s.splat(cell.values[1])];
+        let [first, second] = &mut acc;
+        for (q, (a0, a1)) in first.iter_mut().zip(second.iter_mut()).enumerate() {
+            // SAFETY: B's row `col` holds the block's columns; the last vector reads
+            // only `tail` of them.
+            let bq = unsafe {
+                if WHOLE_LAST || q < last {
+                    s.load_ptr(row.add(q * S::LANES))
+                } else {
+                    s.load_partial(
+                        core::slice::from_raw_parts(row.add(q * S::LANES), tail),
+                        0.0,
+                    )
+                }
+            };
+            *a0 = s.fma(x[0], bq, *a0);
+            *a1 = s.fma(x[1], bq, *a1);
+        }
+    }
+    acc
+}
+
+/// Whether rows 0..rows of B, `n` columns each, are all finite: 0 * x is 0 for finite
+/// x and NaN for an infinity or a NaN, so their sum is 0 exactly when all are.
+///
+/// # Safety
+/// B holds rows 0..rows with `n` readable floats.
+#[inline(always)]
+unsafe fn rows_are_finite<S: Simd>(s: S, b: Rows, rows: usize, n: usize) -> bool {
+    let zero = s.splat(0.0);
+    let mut sum = zero;
+    let whole = n / S::LANES * S::LANES;
+    for p in 0..rows {
+        let row = b.ptr.wrapping_add(p * b.rs);
+        let mut j = 0;
+        while j < whole {
+            // SAFETY: j + LANES <= n columns of row p.
+            sum = s.fma(zero, unsafe { s.load_ptr(row.add(j)) }, sum);
+            j += S::LANES;
+        }
+        if whole < n {
+            // SAFETY: the row's last n - whole columns.
+            let part = unsafe { core::slice::from_raw_parts(row.add(whole), n - whole) };
+            sum = s.fma(zero, s.load_partial(part, 0.0), sum);
+        }
+    }
+    let mut lanes = [0.0f32; MAX_LANES];
+    s.store(&mut lanes, sum);
+    lanes.iter().all(|x| *x == 0.0)
+}
