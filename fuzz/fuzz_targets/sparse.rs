@@ -10,7 +10,8 @@
 //! `SparseLinear`'s weight gradient by rows (`backward`) and by columns
 //! (`backward_transposed`) are both the f64 definition, exactly (small integers), as
 //! is its forward pass on two threads with the transpose made beside it
-//! (`forward_transposing`).
+//! (`forward_transposing`); and a product whose odd rows repeat the columns of the row
+//! above, which the AVX2 backend takes in pairs, with or without an infinity in B.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -196,6 +197,49 @@ fuzz_target!(|data: &[u8]| {
             }
             let want = f64::from(scale) * sx + f64::from(bias[j]) + f64::from(shift) * sw;
             assert_eq!(f64::from(y[i * n + j]), want, "y ({i}, {j})");
+        }
+    }
+
+    // Rows in pairs: each odd row takes the columns of the even row above it (values one
+    // more), which the AVX2 backend multiplies two at a time. Exact against the
+    // definition over the stored entries, also when `form` plants an infinity in B,
+    // which must not reach a row that has no entry in its row of B.
+    let (mut p_off, mut p_idx, mut p_val) = (vec![0usize], vec![], vec![]);
+    for i in 0..m {
+        let (idx, val) = s.row(i - i % 2);
+        p_idx.extend_from_slice(idx);
+        p_val.extend(val.iter().map(|v| v + (i % 2) as f32));
+        p_off.push(p_idx.len());
+    }
+    let paired = CsrRef::new(m, kk, &p_off, &p_idx, &p_val).unwrap();
+    let mut b2: Vec<f32> = (0..kk * n).map(|x| (x % 7) as f32 - 3.0).collect();
+    if form & 32 == 32 {
+        let at = bytes.next().unwrap_or(0) as usize % (kk * n);
+        b2[at] = f32::INFINITY;
+    }
+    let mut c2 = vec![f32::NAN; m * n];
+    k.sparse_gemm(
+        1.0,
+        paired,
+        MatRef::row_major(&b2, kk, n).unwrap(),
+        0.0,
+        MatMut::row_major(&mut c2, m, n).unwrap(),
+        &mut [],
+    )
+    .unwrap();
+    for i in 0..m {
+        let (idx, val) = paired.row(i);
+        for j in 0..n {
+            let want: f64 = idx
+                .iter()
+                .zip(val)
+                .map(|(&p, &v)| f64::from(v) * f64::from(b2[p as usize * n + j]))
+                .sum();
+            let got = f64::from(c2[i * n + j]);
+            assert!(
+                got == want || (got.is_nan() && want.is_nan()),
+                "paired rows ({i}, {j}): {got} against {want}"
+            );
         }
     }
 });
