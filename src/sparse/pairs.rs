@@ -136,55 +136,26 @@ pub(super) unsafe fn rows_in_pairs<S: GemmKernel>(
                 let run = unsafe { &*(core::ptr::from_ref(run) as *const [Cell]) };
                 from = end;
                 let i = r + 2 * q;
-                let second = i + 1 < hi;
                 let c_i = |row: usize| Out {
                     ptr: c.ptr.wrapping_add(row * c.rs + j0 * c.cs),
                     ..c
                 };
+                let block = PairBlock {
+                    b: b_j,
+                    tail,
+                    alpha,
+                    base: base_j,
+                    c0: c_i(i),
+                    c1: (i + 1 < hi).then(|| c_i(i + 1)),
+                };
                 // SAFETY: forwarded; columns j0..j0 + w are inside the n columns, and
-                // rows i and i + 1 (when `second`) are in lo..hi.
+                // rows i and i + 1 (when there) are in lo..hi.
                 unsafe {
                     match nv {
-                        1 => pair_block::<S, 1>(
-                            s,
-                            run,
-                            b_j,
-                            tail,
-                            alpha,
-                            base_j,
-                            c_i(i),
-                            second.then(|| c_i(i + 1)),
-                        ),
-                        2 => pair_block::<S, 2>(
-                            s,
-                            run,
-                            b_j,
-                            tail,
-                            alpha,
-                            base_j,
-                            c_i(i),
-                            second.then(|| c_i(i + 1)),
-                        ),
-                        3 => pair_block::<S, 3>(
-                            s,
-                            run,
-                            b_j,
-                            tail,
-                            alpha,
-                            base_j,
-                            c_i(i),
-                            second.then(|| c_i(i + 1)),
-                        ),
-                        _ => pair_block::<S, 4>(
-                            s,
-                            run,
-                            b_j,
-                            tail,
-                            alpha,
-                            base_j,
-                            c_i(i),
-                            second.then(|| c_i(i + 1)),
-                        ),
+                        1 => pair_block::<S, 1>(s, run, &block),
+                        2 => pair_block::<S, 2>(s, run, &block),
+                        3 => pair_block::<S, 3>(s, run, &block),
+                        _ => pair_block::<S, 4>(s, run, &block),
                     }
                 }
             }
@@ -261,24 +232,35 @@ fn merge_run(
     (pairs, used, entries)
 }
 
-/// Columns of one block (NV vectors, the last `tail` wide) of C's rows `c0` and `c1` =
+/// One block of columns of a pair of C's rows: B from the block's first column, C's
+/// rows (the second absent for a last row alone) from theirs.
+#[derive(Clone, Copy)]
+struct PairBlock {
+    b: Rows,
+    /// Width of the last vector.
+    tail: usize,
+    alpha: f32,
+    base: Base,
+    c0: Out,
+    c1: Option<Out>,
+}
+
+/// The block's columns (NV vectors, the last `tail` wide) of C's rows `c0` and `c1` =
 /// alpha * (their sums over `cells`) + base.
 ///
 /// # Safety
 /// B holds a row for each cell's column with the block's columns readable; C's rows
 /// hold the block's columns, owned; a row base is readable.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn pair_block<S: GemmKernel, const NV: usize>(
-    s: S,
-    cells: &[Cell],
-    b: Rows,
-    tail: usize,
-    alpha: f32,
-    base: Base,
-    c0: Out,
-    c1: Option<Out>,
-) {
+unsafe fn pair_block<S: GemmKernel, const NV: usize>(s: S, cells: &[Cell], blk: &PairBlock) {
+    let PairBlock {
+        b,
+        tail,
+        alpha,
+        base,
+        c0,
+        c1,
+    } = *blk;
     // SAFETY: forwarded.
     let acc = unsafe {
         if tail == S::LANES {
