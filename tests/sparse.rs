@@ -909,3 +909,27 @@ fn rows_taken_in_pairs_keep_each_rows_bits() {
         }
     }
 }
+
+#[test]
+fn the_last_u32_column_is_a_column_for_the_pairs() {
+    // u32::MAX is a valid column index when S has 2^32 columns; the pairs' merge must not
+    // take it for the end of the shorter row (a debug build asserted there). B repeats
+    // one row through a zero row stride.
+    let b = [2.0f32];
+    let (offsets, indices, values) = ([0usize, 2, 3], [0u32, u32::MAX, 0], [1.0f32, 3.0, 5.0]);
+    let s = CsrRef::new(2, 1 << 32, &offsets, &indices, &values).unwrap();
+    for kern in kernels() {
+        let bv = MatRef::new(&b, 1 << 32, 1, 0, 1).unwrap();
+        let mut c = [f32::NAN; 2];
+        kern.sparse_gemm(
+            1.0,
+            s,
+            bv,
+            0.0,
+            MatMut::row_major(&mut c, 2, 1).unwrap(),
+            &mut [],
+        )
+        .unwrap();
+        assert_eq!(c, [8.0, 10.0], "{}", kern.backend());
+    }
+}

@@ -77,7 +77,8 @@ impl Kernels {
     ///
     /// Where consecutive rows of S share most of their columns (a batch by columns, as
     /// [`CsrRef::transpose_into`] makes it), the AVX2 backend takes them two at a time,
-    /// each load of B's row feeding both, with the same bits; it merges them in 36 KiB
+    /// each load of B's row feeding both, with the same bits (but a sum that
+    /// underflows to -0.0 may come out +0.0); it merges them in 36 KiB
     /// of stack on x86_64 (none elsewhere).
     ///
     /// `workspace`: none when B's rows are contiguous (`B.t()` of a row-major matrix

@@ -9,12 +9,13 @@
 //! 1.17x their entries on MNIST, against 1.5-1.8x for two images or two random rows
 //! (BENCHMARKS.md, "pixels two at a time").
 //!
-//! Same bits as the row form: each row's accumulators take its own entries in the same
-//! order, and between them exact zeros. Adding 0 * x to a sum leaves it unchanged when x
-//! is finite and the sum is not -0.0, and the sums start at +0.0, which an FMA with a
-//! +-0 product never turns into -0.0. An infinite or NaN x would give NaN where the row
-//! form adds nothing, so B is checked finite first, and a B that is not takes the row
-//! form.
+//! Same bits as the row form but for the sign of a zero: each row's accumulators take
+//! its own entries in the same order, and between them exact zeros. Adding 0 * x to a
+//! sum leaves it unchanged when x is finite and the sum is not -0.0. A sum is -0.0 only
+//! when its terms so far cancel or underflow to it (1e-30 * -1e-30, say), and adding
+//! +0 then makes it +0.0, equal in value. An infinite or NaN x would give NaN where the
+//! row form adds nothing, so B is checked finite first, and a B that is not takes the
+//! row form.
 
 use core::mem::MaybeUninit;
 
@@ -206,11 +207,12 @@ fn merge_run(
             let q = ib.get(y).copied().unwrap_or(u32::MAX);
             let col = p.min(q);
             let mut values = [0.0; 2];
-            if p == col {
+            // u32::MAX is also a valid column (cols may be 2^32): test the ends too.
+            if x < ia.len() && p == col {
                 values[0] = item(va, x, 0.0);
                 x += 1;
             }
-            if q == col {
+            if y < ib.len() && q == col {
                 values[1] = item(vb, y, 0.0);
                 y += 1;
             }
