@@ -75,12 +75,14 @@ fn prefetch<const EVERY: usize>(p: *const f32, floats: usize) {
     let _ = (p, floats);
 }
 
-/// Splits `n` columns into blocks of at most `S::ROW_VECTORS` vectors, as even as the
-/// vector width allows (200 columns on AVX2: 9 + 8 + 8 vectors, not 14 + 11).
+/// Splits `n` columns into blocks of at most `most` vectors (`S::ROW_VECTORS` for one
+/// row, `S::PAIR_VECTORS` for two), no more blocks than that needs and all but the last
+/// of one width (200 columns on AVX2: 13 + 12 vectors for one row, six of 4 and one of 1
+/// for two).
 #[inline(always)]
-fn column_block<S: GemmKernel>(n: usize) -> usize {
+pub(super) fn column_block<S: GemmKernel>(n: usize, most: usize) -> usize {
     let vecs = n.div_ceil(S::LANES);
-    let blocks = vecs.div_ceil(S::ROW_VECTORS).max(1);
+    let blocks = vecs.div_ceil(most.max(1)).max(1);
     vecs.div_ceil(blocks) * S::LANES
 }
 
@@ -176,7 +178,7 @@ pub(crate) unsafe fn rows_times_dense<S: GemmKernel>(
     base: Base,
     c: Out,
 ) {
-    let block = column_block::<S>(n);
+    let block = column_block::<S>(n, S::ROW_VECTORS);
     let mut j0 = 0;
     while j0 < n {
         let w = block.min(n - j0);
@@ -430,7 +432,7 @@ pub(crate) unsafe fn scatter_rows<S: GemmKernel>(
     alpha: f32,
     c: Out,
 ) {
-    let block = column_block::<S>(n);
+    let block = column_block::<S>(n, S::ROW_VECTORS);
     let all = lo == 0 && hi >= csr.cols();
     let mut j0 = 0;
     while j0 < n {

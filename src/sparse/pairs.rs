@@ -20,7 +20,7 @@
 use core::mem::MaybeUninit;
 
 use super::CsrRef;
-use super::kernel::{Base, Out, Rows, store_row};
+use super::kernel::{Base, Out, Rows, column_block, store_row};
 use crate::checked::item;
 use crate::gemm::GemmKernel;
 use crate::simd::{MAX_LANES, Simd};
@@ -115,7 +115,7 @@ pub(super) unsafe fn rows_in_pairs<S: GemmKernel>(
             }
             b_checked = true;
         }
-        let block = pair_column_block::<S>(n);
+        let block = column_block::<S>(n, S::PAIR_VECTORS.min(4));
         let mut j0 = 0;
         while j0 < n {
             let w = block.min(n - j0);
@@ -167,19 +167,9 @@ pub(super) unsafe fn rows_in_pairs<S: GemmKernel>(
     hi
 }
 
-/// Columns in a block of the pairs, at most `S::PAIR_VECTORS` (<= 4) vectors, as even as
-/// the vector width allows.
-#[inline(always)]
-fn pair_column_block<S: GemmKernel>(n: usize) -> usize {
-    let most = S::PAIR_VECTORS.clamp(1, 4);
-    let vecs = n.div_ceil(S::LANES);
-    let blocks = vecs.div_ceil(most).max(1);
-    vecs.div_ceil(blocks) * S::LANES
-}
-
 /// Merges rows r, r + 1, r + 2, ... (up to `hi`; a last row alone pairs with an empty
-/// one) two at a time into `cells`, as many pairs as fit, `most` at most. Returns the pairs merged, the
-/// cells they take and the entries they hold.
+/// one) two at a time into `cells`, as many pairs as fit, `most` at most. Returns the
+/// pairs merged, the cells they take and the entries they hold.
 fn merge_run(
     csr: &CsrRef<'_>,
     r: usize,
