@@ -873,14 +873,30 @@ fn rows_taken_in_pairs_keep_each_rows_bits() {
                 b[p as usize * n] = f32::INFINITY;
             }
             for kern in kernels() {
-                for (alpha, beta) in [(1.0f32, 0.0f32), (-0.5, 0.0), (1.0, 0.5)] {
+                let runs = [(1.0f32, 0.0f32), (-0.5, 0.0), (1.0, 0.5)]
+                    .into_iter()
+                    .flat_map(|ab| [(ab, false), (ab, true)]);
+                for ((alpha, beta), col_major) in runs {
                     let bv = MatRef::row_major(&b, k, n).unwrap();
+                    // A column-major C takes the stores element by element; it is read
+                    // back into row-major order.
                     let mut c = c0.clone();
-                    let cv = MatMut::row_major(&mut c, m, n).unwrap();
+                    if col_major {
+                        c = (0..m * n).map(|x| c0[(x % m) * n + x / m]).collect();
+                    }
+                    let cv = if col_major {
+                        MatMut::new(&mut c, m, n, 1, m).unwrap()
+                    } else {
+                        MatMut::row_major(&mut c, m, n).unwrap()
+                    };
                     kern.sparse_gemm(alpha, s.view(), bv, beta, cv, &mut [])
                         .unwrap();
+                    if col_major {
+                        c = (0..m * n).map(|x| c[(x % n) * m + x / n]).collect();
+                    }
                     let what = format!(
-                        "{} {m}x{n}x{k}, alpha {alpha}, beta {beta}, inf {infinite}",
+                        "{} {m}x{n}x{k}, alpha {alpha}, beta {beta}, inf {infinite}, \
+                         column-major C {col_major}",
                         kern.backend()
                     );
                     for i in 0..m {
@@ -907,6 +923,82 @@ fn rows_taken_in_pairs_keep_each_rows_bits() {
                 }
             }
         }
+    }
+}
+
+#[test]
+fn a_layers_forward_on_similar_rows_keeps_each_rows_bits() {
+    // `SparseLinear::forward` starts each output row from b + shift * colsum(W^T), a
+    // row base that the pairs store by their own path. A batch whose consecutive rows
+    // share most pixels is taken in pairs; each output row must have the bits of the
+    // same row's forward pass alone, and the definition's value.
+    let mut rng = SplitMix(37);
+    let (batch, inp, out) = (33, 784, 200);
+    let x = similar_pairs(batch, inp, 0.19, &mut rng);
+    let w_t = random_vec(inp * out, &mut rng);
+    let bias = random_vec(out, &mut rng);
+    let (scale, shift) = (0.0127f32, -0.4242f32);
+    let layer = SparseLinear::new(inp, out).with_normalisation(scale, shift);
+    let mut ws = vec![0.0; layer.workspace_len()];
+    for kern in kernels() {
+        let mut y = vec![f32::NAN; batch * out];
+        layer
+            .forward(&kern, x.view(), &w_t, Some(&bias), &mut y, &mut ws)
+            .unwrap();
+        for i in 0..batch {
+            let (lo, hi) = (x.offsets[i], x.offsets[i + 1]);
+            let offsets = [0, hi - lo];
+            let row = CsrRef::new(1, inp, &offsets, &x.indices[lo..hi], &x.values[lo..hi]).unwrap();
+            let mut alone = vec![f32::NAN; out];
+            layer
+                .forward(&kern, row, &w_t, Some(&bias), &mut alone, &mut ws)
+                .unwrap();
+            for (j, (&got, &want)) in y[i * out..][..out].iter().zip(&alone).enumerate() {
+                assert_eq!(
+                    got.to_bits(),
+                    want.to_bits(),
+                    "{}: ({i}, {j}): {got} in the batch, {want} alone",
+                    kern.backend()
+                );
+            }
+        }
+        // The definition, in f64: scale * x W^T + b + shift * colsum(W^T).
+        let (want, bound) = reference(
+            scale,
+            &x.dense,
+            batch,
+            inp,
+            &|p, j| w_t[p * out + j],
+            out,
+            0.0,
+            &[],
+        );
+        let (colsum, colsum_bound) = reference(
+            shift,
+            &vec![1.0; inp],
+            1,
+            inp,
+            &|p, j| w_t[p * out + j],
+            out,
+            0.0,
+            &[],
+        );
+        let want: Vec<f64> = want
+            .iter()
+            .enumerate()
+            .map(|(x, w)| w + colsum[x % out] + f64::from(bias[x % out]))
+            .collect();
+        // Both products' bounds, and a few roundings of the three terms' sum.
+        let bound: Vec<f64> = bound
+            .iter()
+            .zip(&want)
+            .enumerate()
+            .map(|(x, (b, w))| {
+                let terms = w.abs() + f64::from(bias[x % out].abs()) + colsum[x % out].abs();
+                b + colsum_bound[x % out] + 4.0 * f64::from(f32::EPSILON) * terms
+            })
+            .collect();
+        assert_close(kern.backend().name(), &y, &want, &bound);
     }
 }
 

@@ -11,7 +11,8 @@
 //! (`backward_transposed`) are both the f64 definition, exactly (small integers), as
 //! is its forward pass on two threads with the transpose made beside it
 //! (`forward_transposing`); and a product whose odd rows repeat the columns of the row
-//! above, which the AVX2 backend takes in pairs, with or without an infinity in B.
+//! above (some dropped, some of its own added), which the AVX2 backend takes in pairs,
+//! with or without an infinity in B.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -201,14 +202,34 @@ fuzz_target!(|data: &[u8]| {
     }
 
     // Rows in pairs: each odd row takes the columns of the even row above it (values one
-    // more), which the AVX2 backend multiplies two at a time. Exact against the
-    // definition over the stored entries, also when `form` plants an infinity in B,
-    // which must not reach a row that has no entry in its row of B.
+    // more) but those a mask byte drops, and, when `form` says so, its own row's
+    // columns too; the AVX2 backend multiplies such rows two at a time, adding zeros
+    // for the columns one row lacks. Exact against the definition over the stored
+    // entries, also when `form` plants an infinity in B, which must not reach a row
+    // that has no entry in its row of B.
+    let drop = bytes.next().unwrap_or(0) & bytes.next().unwrap_or(0);
+    let own = form & 64 == 64;
     let (mut p_off, mut p_idx, mut p_val) = (vec![0usize], vec![], vec![]);
     for i in 0..m {
+        let mut row: Vec<Option<f32>> = vec![None; kk];
         let (idx, val) = s.row(i - i % 2);
-        p_idx.extend_from_slice(idx);
-        p_val.extend(val.iter().map(|v| v + (i % 2) as f32));
+        for (e, (&p, &v)) in idx.iter().zip(val).enumerate() {
+            if i % 2 == 0 || drop >> (e % 8) & 1 == 0 {
+                row[p as usize] = Some(v + (i % 2) as f32);
+            }
+        }
+        if i % 2 == 1 && own {
+            let (idx, val) = s.row(i);
+            for (&p, &v) in idx.iter().zip(val) {
+                row[p as usize].get_or_insert(v);
+            }
+        }
+        for (p, v) in row.iter().enumerate() {
+            if let Some(v) = v {
+                p_idx.push(p as u32);
+                p_val.push(*v);
+            }
+        }
         p_off.push(p_idx.len());
     }
     let paired = CsrRef::new(m, kk, &p_off, &p_idx, &p_val).unwrap();
