@@ -263,44 +263,9 @@ unsafe fn pair_block<S: GemmKernel, const NV: usize>(s: S, cells: &[Cell], blk: 
     };
     // SAFETY: forwarded.
     unsafe {
-        store_block(s, &acc[0], tail, alpha, base, c0);
+        store_row(s, &acc[0], tail, alpha, base, c0);
         if let Some(c1) = c1 {
-            store_block(s, &acc[1], tail, alpha, base, c1);
-        }
-    }
-}
-
-/// C's row block = alpha * acc + base, as `store_row` computes it, with its tests made
-/// once for the block: a pair stores two rows of a few vectors for every few dozen
-/// cells, and `store_row`'s tests for each vector took a tenth of the pairs' time.
-///
-/// # Safety
-/// As `store_row`.
-#[inline(always)]
-unsafe fn store_block<S: Simd, const NV: usize>(
-    s: S,
-    acc: &[S::V; NV],
-    tail: usize,
-    alpha: f32,
-    base: Base,
-    c: Out,
-) {
-    let reads_c = matches!(base, Base::Scale(beta) if beta != 0.0);
-    if c.cs != 1 || tail != S::LANES || reads_c {
-        // SAFETY: forwarded.
-        return unsafe { store_row(s, acc, tail, alpha, base, c) };
-    }
-    let av = s.splat(alpha);
-    for (q, &x) in acc.iter().enumerate() {
-        let y = if alpha == 1.0 { x } else { s.mul(av, x) };
-        // SAFETY: C's row holds NV whole vectors from `c.ptr` (tail == LANES), owned,
-        // and a row base as many.
-        unsafe {
-            let out = core::slice::from_raw_parts_mut(c.ptr.add(q * S::LANES), S::LANES);
-            match base {
-                Base::Row(r) => s.store(out, s.add(y, s.load_ptr(r.add(q * S::LANES)))),
-                Base::Scale(_) => s.store(out, y),
-            }
+            store_row(s, &acc[1], tail, alpha, base, c1);
         }
     }
 }
