@@ -22,7 +22,7 @@
 //! Prints the medians and 90th percentiles of the two, interleaved round by round, each
 //! timed over 20 batches of 200 images (the pairs' build counted, as is the transpose).
 //! Before the crate paired rows, this form ran 1.50-1.53x as fast as the crate's path on
-//! Zen 3; since, 1.15-1.4x (BENCHMARKS.md).
+//! Zen 3; since, 1.07-1.4x (BENCHMARKS.md).
 //! x86_64 with AVX2 and FMA only; elsewhere it says so and exits.
 
 // Elsewhere only `main`'s message is built.
