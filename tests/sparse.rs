@@ -929,9 +929,11 @@ fn rows_taken_in_pairs_keep_each_rows_bits() {
 #[test]
 fn a_layers_forward_on_similar_rows_keeps_each_rows_bits() {
     // `SparseLinear::forward` starts each output row from b + shift * colsum(W^T), a
-    // row base that the pairs store by their own path. A batch whose consecutive rows
-    // share most pixels is taken in pairs; each output row must have the bits of the
-    // same row's forward pass alone, and the definition's value.
+    // row base. A batch whose consecutive rows share most pixels is taken in pairs
+    // (with this seed rows 0 and 1 pay, so the call pairs); each output row must have
+    // the bits of the same row's forward pass alone, which takes the row form, and the
+    // definition's value. Both forms store through `store_row`, so a wrong row base
+    // there is caught by the f64 check, not the bits.
     let mut rng = SplitMix(37);
     let (batch, inp, out) = (33, 784, 200);
     let x = similar_pairs(batch, inp, 0.19, &mut rng);
@@ -1004,9 +1006,12 @@ fn a_layers_forward_on_similar_rows_keeps_each_rows_bits() {
 
 #[test]
 fn the_last_u32_column_is_a_column_for_the_pairs() {
-    // u32::MAX is a valid column index when S has 2^32 columns; the pairs' merge must not
-    // take it for the end of the shorter row (a debug build asserted there). B repeats
-    // one row through a zero row stride.
+    // u32::MAX is a valid column index when S has 2^32 columns, and no kernel may take
+    // it for a marker. These two rows do not pay as a pair (2 cells for 3 entries), so
+    // this is the row form's case; the pairs' merge is tested on u32::MAX directly
+    // (`merge_pair_is_the_union_of_two_rows` in src/sparse/pairs.rs), since rows that
+    // did pair would have B's 2^32 rows checked finite first. B repeats one row through
+    // a zero row stride.
     let b = [2.0f32];
     let (offsets, indices, values) = ([0usize, 2, 3], [0u32, u32::MAX, 0], [1.0f32, 3.0, 5.0]);
     let s = CsrRef::new(2, 1 << 32, &offsets, &indices, &values).unwrap();
