@@ -364,11 +364,10 @@ unsafe fn entries<S: Simd, const NV: usize, const ONE_PASS: bool, const WHOLE_LA
 
 /// C row block = alpha * acc + base.
 ///
-/// Where C's row is contiguous and not read (beta = 0, or a row base), the stride and
-/// beta are tested once for the block and only the last vector is partial: the pairs
-/// store two rows for every few dozen cells, where these tests made for each vector
-/// took a tenth of their time, and the forward product ran 1.10-1.16x faster with this
-/// path (Zen 3, BENCHMARKS.md).
+/// Where C's row is contiguous, only the last vector is tested for its width: the
+/// pairs store two rows for every few dozen cells, where a width test for each vector
+/// took a tenth of their time, and the forward product ran 1.10-1.16x faster this way
+/// (Zen 3, BENCHMARKS.md).
 ///
 /// # Safety
 /// C's row block (NV vectors, the last `tail` wide) is owned; a row base is readable.
@@ -381,44 +380,42 @@ pub(super) unsafe fn store_row<S: Simd, const NV: usize>(
     base: Base,
     c: Out,
 ) {
-    let reads_c = matches!(base, Base::Scale(beta) if beta != 0.0);
-    if c.cs != 1 || reads_c {
+    if c.cs != 1 {
         // SAFETY: forwarded.
         return unsafe { store_row_strided(s, acc, tail, alpha, base, c) };
     }
     let av = s.splat(alpha);
-    let scaled = |x: S::V| if alpha == 1.0 { x } else { s.mul(av, x) };
-    let last = NV - 1;
-    for (q, &x) in acc.iter().enumerate().take(last) {
-        let y = scaled(x);
-        // SAFETY: C's row holds vector q whole (q < last), contiguous and owned, and a
-        // row base as many columns.
-        unsafe {
-            let out = core::slice::from_raw_parts_mut(c.ptr.add(q * S::LANES), S::LANES);
-            match base {
-                Base::Row(r) => s.store(out, s.add(y, s.load_ptr(r.add(q * S::LANES)))),
-                Base::Scale(_) => s.store(out, y),
-            }
-        }
-    }
-    let y = scaled(acc[last]);
-    // SAFETY: the last vector's `tail` columns of C's row and of a row base.
-    unsafe {
-        let out = core::slice::from_raw_parts_mut(c.ptr.add(last * S::LANES), tail);
-        let y = match base {
+    // alpha * acc[q] + the base's vector q, as wide as `out`, C's vector q.
+    let value = |q: usize, out: &[f32]| {
+        let y = if alpha == 1.0 {
+            acc[q]
+        } else {
+            s.mul(av, acc[q])
+        };
+        match base {
+            Base::Scale(0.0) => y,
+            Base::Scale(beta) => s.add(y, s.mul(s.splat(beta), load_any(s, out))),
+            // SAFETY: a row base holds the block's columns.
             Base::Row(r) => s.add(
                 y,
-                load_any(s, core::slice::from_raw_parts(r.add(last * S::LANES), tail)),
+                load_any(s, unsafe {
+                    core::slice::from_raw_parts(r.add(q * S::LANES), out.len())
+                }),
             ),
-            Base::Scale(_) => y,
-        };
-        store_any(s, out, y);
+        }
+    };
+    let last = NV - 1;
+    for q in 0..last {
+        // SAFETY: C's row holds vector q whole (q < last), contiguous and owned.
+        let out = unsafe { core::slice::from_raw_parts_mut(c.ptr.add(q * S::LANES), S::LANES) };
+        s.store(out, value(q, out));
     }
+    // SAFETY: the last vector's `tail` columns of C's row.
+    let out = unsafe { core::slice::from_raw_parts_mut(c.ptr.add(last * S::LANES), tail) };
+    store_any(s, out, value(last, out));
 }
 
-/// [`store_row`] for a C that is strided or read (beta != 0): each vector on its own.
-/// It keeps every base's case for a contiguous C too, though `store_row` sends only
-/// beta != 0 here then, so that it is right for any C and base on its own.
+/// [`store_row`] for a strided C, element by element.
 ///
 /// # Safety
 /// As [`store_row`].
@@ -435,32 +432,18 @@ unsafe fn store_row_strided<S: Simd, const NV: usize>(
     for (q, &x) in acc.iter().enumerate() {
         let w = if q + 1 == NV { tail } else { S::LANES };
         let y = if alpha == 1.0 { x } else { s.mul(av, x) };
-        if c.cs == 1 {
-            // SAFETY: columns q * LANES.. + w of this row are C's.
-            let out = unsafe { core::slice::from_raw_parts_mut(c.ptr.add(q * S::LANES), w) };
-            let add = match base {
-                Base::Scale(0.0) => None,
-                Base::Scale(beta) => Some(s.mul(s.splat(beta), load_any(s, out))),
-                // SAFETY: the row holds the block's columns.
-                Base::Row(r) => Some(load_any(s, unsafe {
-                    core::slice::from_raw_parts(r.add(q * S::LANES), w)
-                })),
-            };
-            store_any(s, out, add.map_or(y, |b| s.add(y, b)));
-        } else {
-            let mut buf = [0.0f32; MAX_LANES];
-            s.store(&mut buf, y);
-            for (jj, &v) in buf.iter().enumerate().take(w) {
-                let j = q * S::LANES + jj;
-                // SAFETY: (row, j) is an element of C; a row base holds column j.
-                unsafe {
-                    let out = &mut *c.ptr.add(j * c.cs);
-                    *out = match base {
-                        Base::Scale(0.0) => v,
-                        Base::Scale(beta) => v + beta * *out,
-                        Base::Row(r) => v + *r.add(j),
-                    };
-                }
+        let mut buf = [0.0f32; MAX_LANES];
+        s.store(&mut buf, y);
+        for (jj, &v) in buf.iter().enumerate().take(w) {
+            let j = q * S::LANES + jj;
+            // SAFETY: (row, j) is an element of C; a row base holds column j.
+            unsafe {
+                let out = &mut *c.ptr.add(j * c.cs);
+                *out = match base {
+                    Base::Scale(0.0) => v,
+                    Base::Scale(beta) => v + beta * *out,
+                    Base::Row(r) => v + *r.add(j),
+                };
             }
         }
     }
