@@ -5,9 +5,9 @@
 //!
 //! ```sh
 //! # every shape:
-//! cargo run --release -p mlp-kernels-benches --example gemm_ratio
+//! cargo run --release -p mlp-kernels-benches --features ratios --example gemm_ratio
 //! # the shapes whose names contain one of these:
-//! cargo run --release -p mlp-kernels-benches --example gemm_ratio -- fc3 64^3
+//! cargo run --release -p mlp-kernels-benches --features ratios --example gemm_ratio -- fc3 64^3
 //! ```
 //!
 //! `BACKEND=avx2` (or `avx512`, `portable`) picks our backend, else the best this CPU

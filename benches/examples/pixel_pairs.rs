@@ -16,7 +16,7 @@
 //! every batch before it times anything.
 //!
 //! ```text
-//! cargo run --release -p mlp-kernels-benches --example pixel_pairs [ROUNDS]
+//! cargo run --release -p mlp-kernels-benches --features ratios --example pixel_pairs [ROUNDS]
 //! ```
 //!
 //! Prints the medians and 90th percentiles of the two, interleaved round by round, each
