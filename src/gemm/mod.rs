@@ -752,9 +752,9 @@ pub fn gemm(
 /// is at least as wide as tall, else along m (rows, in whole largest register tiles),
 /// each share rounded up to a whole unit (200 columns on two threads: 112 + 88). Cuts
 /// at the unit nearest an even share (96 + 104) were no faster: the lesson's 200^3
-/// product on two threads took 84.5 against 83.6 us (Zen 4, medians of 3000), and on
-/// Zen 3, whose AVX2 tile is 16 columns wide (7 tiles against 5.5), the old cut ran
-/// 0.95-0.97x the time of the even one, 200x200x784 0.96-1.03x (3 runs of 300).
+/// product on two threads took 84.5 against 83.6 us (Zen 4, medians of 3000). On
+/// Zen 3, whose AVX2 tile is 16 columns wide (7 tiles against 5.5), this cut took
+/// 0.95-0.97x the even cut's time at 200^3 and 0.96-1.03x at 200x200x784 (3 runs).
 #[cfg(feature = "std")]
 struct Split {
     split_n: bool,
