@@ -415,12 +415,10 @@ unsafe fn store<S: Simd, const MR: usize, const NV: usize>(s: S, acc: &[[S::V; N
         // SAFETY (each call): forwarded, with the width of the last vector.
         unsafe {
             match (t.beta == 0.0, t.alpha == 1.0) {
-                (true, true) => store_rows(s, acc, t, tail, |x, _| x),
-                (true, false) => store_rows(s, acc, t, tail, |x, _| s.mul(alpha, x)),
-                (false, true) => store_rows(s, acc, t, tail, |x, c| s.fma(beta, load_any(s, c), x)),
-                (false, false) => store_rows(s, acc, t, tail, |x, c| {
-                    s.fma(beta, load_any(s, c), s.mul(alpha, x))
-                }),
+                (true, true) => store_rows(s, acc, t, tail, None, None),
+                (true, false) => store_rows(s, acc, t, tail, Some(alpha), None),
+                (false, true) => store_rows(s, acc, t, tail, None, Some(beta)),
+                (false, false) => store_rows(s, acc, t, tail, Some(alpha), Some(beta)),
             }
         }
         return;
@@ -446,8 +444,11 @@ unsafe fn store<S: Simd, const MR: usize, const NV: usize>(s: S, acc: &[[S::V; N
     }
 }
 
-/// C tile = f(acc, C) for MR rows of NV vectors, the last `tail` wide, C's rows
-/// contiguous.
+/// C tile = alpha * acc + beta * C (an absent alpha is 1, an absent beta 0, and C is
+/// then not read) for MR rows of NV vectors, the last `tail` wide, C's rows
+/// contiguous. The factors are arguments that each caller's arm fixes, not closures:
+/// a closure does not take its caller's target features, so the intrinsics in it were
+/// left out of line (`scripts/no-panic.sh` now refuses that).
 ///
 /// # Safety
 /// As [`store`], with `t.ccs == 1`.
@@ -457,7 +458,8 @@ unsafe fn store_rows<S: Simd, const MR: usize, const NV: usize>(
     acc: &[[S::V; NV]; MR],
     t: &Tile,
     tail: usize,
-    f: impl Fn(S::V, &[f32]) -> S::V,
+    alpha: Option<S::V>,
+    beta: Option<S::V>,
 ) {
     for (i, row) in acc.iter().enumerate() {
         for (v, &x) in row.iter().enumerate() {
@@ -465,7 +467,14 @@ unsafe fn store_rows<S: Simd, const MR: usize, const NV: usize>(
             // SAFETY: row i < MR and columns v * LANES.. + w <= cols are elements of C.
             let c =
                 unsafe { core::slice::from_raw_parts_mut(t.c.add(i * t.crs + v * S::LANES), w) };
-            let y = f(x, c);
+            let y = match alpha {
+                Some(a) => s.mul(a, x),
+                None => x,
+            };
+            let y = match beta {
+                Some(b) => s.fma(b, load_any(s, c), y),
+                None => y,
+            };
             store_any(s, c, y);
         }
     }

@@ -385,34 +385,55 @@ pub(super) unsafe fn store_row<S: Simd, const NV: usize>(
         return unsafe { store_row_strided(s, acc, tail, alpha, base, c) };
     }
     let av = s.splat(alpha);
-    // alpha * acc[q] + the base's vector q, as wide as `out`, C's vector q.
-    let value = |q: usize, out: &[f32]| {
-        let y = if alpha == 1.0 {
-            acc[q]
-        } else {
-            s.mul(av, acc[q])
-        };
-        match base {
-            Base::Scale(0.0) => y,
-            Base::Scale(beta) => s.add(y, s.mul(s.splat(beta), load_any(s, out))),
-            // SAFETY: a row base holds the block's columns.
-            Base::Row(r) => s.add(
-                y,
-                load_any(s, unsafe {
-                    core::slice::from_raw_parts(r.add(q * S::LANES), out.len())
-                }),
-            ),
-        }
-    };
     let last = NV - 1;
-    for q in 0..last {
-        // SAFETY: C's row holds vector q whole (q < last), contiguous and owned.
-        let out = unsafe { core::slice::from_raw_parts_mut(c.ptr.add(q * S::LANES), S::LANES) };
-        s.store(out, value(q, out));
+    for (q, &x) in acc.iter().enumerate().take(last) {
+        // SAFETY: C's row holds vector q whole (q < last), contiguous and owned; a row
+        // base holds the block's columns.
+        unsafe {
+            let out = core::slice::from_raw_parts_mut(c.ptr.add(q * S::LANES), S::LANES);
+            s.store(out, scaled_plus_base(s, x, alpha, av, base, q, out));
+        }
     }
-    // SAFETY: the last vector's `tail` columns of C's row.
-    let out = unsafe { core::slice::from_raw_parts_mut(c.ptr.add(last * S::LANES), tail) };
-    store_any(s, out, value(last, out));
+    // SAFETY: the last vector's `tail` columns of C's row; a row base holds them.
+    unsafe {
+        let out = core::slice::from_raw_parts_mut(c.ptr.add(last * S::LANES), tail);
+        store_any(
+            s,
+            out,
+            scaled_plus_base(s, acc[last], alpha, av, base, last, out),
+        );
+    }
+}
+
+/// alpha * x + the base's vector q, as wide as `out` (C's vector q); `av` is alpha
+/// splat. A function, not a closure: a closure does not take its caller's target
+/// features, so the intrinsics it calls were left out of line, a call per vector
+/// (`scripts/no-panic.sh` now refuses that).
+///
+/// # Safety
+/// A row base holds vector q's columns, `out.len()` of them.
+#[inline(always)]
+unsafe fn scaled_plus_base<S: Simd>(
+    s: S,
+    x: S::V,
+    alpha: f32,
+    av: S::V,
+    base: Base,
+    q: usize,
+    out: &[f32],
+) -> S::V {
+    let y = if alpha == 1.0 { x } else { s.mul(av, x) };
+    match base {
+        Base::Scale(0.0) => y,
+        Base::Scale(beta) => s.add(y, s.mul(s.splat(beta), load_any(s, out))),
+        // SAFETY: the caller's.
+        Base::Row(r) => s.add(
+            y,
+            load_any(s, unsafe {
+                core::slice::from_raw_parts(r.add(q * S::LANES), out.len())
+            }),
+        ),
+    }
 }
 
 /// [`store_row`] for a strided C, element by element.
