@@ -71,6 +71,9 @@ fn backward_on_threads_is_the_f64_gradient_with_the_same_bits() -> Result<(), Er
         (1, 33, 17),
         (25, 5, 3),
         (300, 5, 13),
+        // Column sums (db) in blocks of 8 vectors, of 4, of 1 and a part of one.
+        (9, 4, 100),
+        (3, 2, 47),
     ] {
         let x = floats(&mut rng, batch * i);
         let w = floats(&mut rng, o * i);

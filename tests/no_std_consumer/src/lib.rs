@@ -360,3 +360,18 @@ pub extern "C" fn mlp_kernels_negative_control(i: usize) -> f32 {
     let x = [1.0f32; 4];
     x[opaque(i)]
 }
+
+/// The negative control of `scripts/no-panic.sh`'s inlining check: a function without
+/// the AVX feature calls an AVX intrinsic, which therefore stays out of line. Never
+/// called (the check only reads the symbols).
+#[cfg(all(feature = "outlined-intrinsic", target_arch = "x86_64"))]
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn mlp_kernels_outlined_intrinsic(x: f32) -> f32 {
+    use core::arch::x86_64::{_mm256_add_ps, _mm256_cvtss_f32, _mm256_set1_ps};
+    // SAFETY: never run; where it were, the CPU would need AVX.
+    unsafe {
+        let v = _mm256_set1_ps(opaque(x));
+        _mm256_cvtss_f32(_mm256_add_ps(v, v))
+    }
+}
