@@ -71,7 +71,7 @@ fn backward_on_threads_is_the_f64_gradient_with_the_same_bits() -> Result<(), Er
         (1, 33, 17),
         (25, 5, 3),
         (300, 5, 13),
-        // Column sums (db) in blocks of 8 vectors, of 4, of 1 and a part of one.
+        // Output widths past the lesson's: several whole vectors and a part of one.
         (9, 4, 100),
         (3, 2, 47),
     ] {
