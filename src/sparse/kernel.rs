@@ -406,9 +406,7 @@ pub(super) unsafe fn store_row<S: Simd, const NV: usize>(
 }
 
 /// alpha * x + the base's vector q, as wide as `out` (C's vector q); `av` is alpha
-/// splat. A function, not a closure: a closure does not take its caller's target
-/// features, so the intrinsics it calls were left out of line, a call per vector
-/// (`scripts/no-panic.sh` now refuses that).
+/// splat. A function, not a closure, for the reason the GEMM's `store_rows` gives.
 ///
 /// # Safety
 /// A row base holds vector q's columns, `out.len()` of them.
