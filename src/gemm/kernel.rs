@@ -1,8 +1,9 @@
 //! Micro-kernels: an MR x NR tile of C = alpha * A * B + beta * C, with the tile held in
 //! registers over the whole depth kc. Written once over `Simd`; each backend fixes its
 //! MR and NV in [`GemmKernel`] (see `blocking.rs` for why those sizes). One exception:
-//! the depth loop of AVX2's whole 6 x 16 tile is assembly (`avx2_tile.rs` says why),
-//! with the same FMAs in the same order, so the same bits.
+//! the depth loops of AVX2's whole 6 x 16 tile and AVX-512's whole 12 x 32 tile are
+//! assembly (`avx2_tile.rs` and `avx512_tile.rs` say why), with the same FMAs in the
+//! same order, so the same bits.
 
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 use crate::simd::{Avx2, Avx512};
@@ -262,6 +263,13 @@ impl GemmKernel for Avx512 {
     const ROW_VECTORS: usize = 16;
     #[inline(always)]
     unsafe fn tile(self, t: &Tile, rows: usize) {
+        // As AVX2's: the whole tile's depth loop in assembly (`avx512_tile.rs`).
+        if rows == 12 && t.cols > Self::LANES {
+            // SAFETY: the token proves AVX-512F; the caller guarantees 12 rows and
+            // the panel's 32 columns at every depth.
+            unsafe { store(self, &super::avx512_tile::depth_loop_12x32(t), t) };
+            return;
+        }
         tile_body!(Self, self, t, rows, 12, 2)
     }
 

@@ -21,6 +21,8 @@
 
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod avx2_tile;
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+mod avx512_tile;
 mod blocking;
 mod caches;
 mod gemv;
