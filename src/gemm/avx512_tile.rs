@@ -11,16 +11,16 @@
 //! the row stride to one register eleven times a step, and every broadcast waits for
 //! its add. That chain of 12 dependent adds a step is as long as the step's 24 FMAs
 //! take on a core with two 512-bit FMA units (12 cycles), so the loop ran at 77-81%
-//! of the FMA peak at 256^3 on Sapphire Rapids (BENCHMARKS.md, "The AVX-512 tile in
-//! assembly"). Here each pointer moves once a step, four chains of one add. Where
-//! A's rows are contiguous (the lesson's products, which read A in place), four
-//! steps are one block that reaches A's next floats and B's next rows by constant
-//! offsets and index scales, and the five pointers move once for the four.
+//! of the FMA peak at 256^3 on Sapphire Rapids (BENCHMARKS.md, "The AVX-512 tile's
+//! depth loop in assembly"). Here each pointer moves once a step, four chains of one
+//! add. Where A's rows are contiguous (the lesson's products, which read A in place),
+//! four steps are one block that reaches A's next floats and B's next rows by
+//! constant offsets and index scales, and the five pointers move once for the four.
 //!
 //! Measured against the generic tile in one process (Sapphire Rapids, 300
 //! interleaved slices, medians): 12x32x2000 (the depth loop alone) 1.12x, 256^3
 //! 1.06x, 512^3 1.08x, 200x784x200 1.07x, 200x200x784 with B transposed 1.04x, 64^3
-//! 1.04x. The four-step block gave 1.01-1.03x over two plain steps on most shapes.
+//! 1.04x. The four-step block gave 1.01-1.04x over two plain steps on most shapes.
 //!
 //! Each accumulator gets the same FMAs in the same order as in `run`, so the bits
 //! are those of the generic tile (`tests/gemm.rs` compares them: a product against
