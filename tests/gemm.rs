@@ -173,8 +173,9 @@ fn every_tail_of_every_tile() {
 fn a_narrow_last_panel_keeps_the_bits_of_its_columns_alone() {
     let mut rng = SplitMix(41);
     for k in kernels() {
-        // B in place (few rows of A) and packed (many), rows of every tile height.
-        for (m, kk) in [(13, 40), (100, 300)] {
+        // B in place (few rows of A) and packed (many), rows of every tile height;
+        // depths that leave 0 to 3 steps after the assembly tiles' blocks of steps.
+        for (m, kk) in [(13, 40), (13, 41), (13, 43), (100, 300)] {
             for n in [33, 38, 40, 72, 200] {
                 let a = Stored::new(&mut rng, m, kk, false, 0);
                 let b = Stored::new(&mut rng, kk, n, false, 0);

@@ -10,9 +10,9 @@
 //! Why not the generic `run::<Avx512, 12, 2>`: LLVM reaches A's twelve rows by adding
 //! the row stride to one register eleven times a step, and every broadcast waits for
 //! its add. That chain of 12 dependent adds a step is as long as the step's 24 FMAs
-//! take on a core with two 512-bit FMA units (12 cycles), so the loop ran at 77-81%
-//! of the FMA peak at 256^3 on Sapphire Rapids (BENCHMARKS.md, "The AVX-512 tile's
-//! depth loop in assembly"). Here each pointer moves once a step, four chains of one
+//! take on a core with two 512-bit FMA units (12 cycles), so the product ran at 77%
+//! of the FMA peak at 256^3 on Sapphire Rapids (81% in the 90th percentile;
+//! BENCHMARKS.md, "The AVX-512 tile's depth loop in assembly"). Here each pointer moves once a step, four chains of one
 //! add. Where A's rows are contiguous (the lesson's products, which read A in place),
 //! four steps are one block that reaches A's next floats and B's next rows by
 //! constant offsets and index scales, and the five pointers move once for the four.

@@ -797,7 +797,8 @@ impl Split {
     /// The cut moved onto the backend's panels (`nr` columns, and a last panel of at
     /// most `edge` columns that the tile computes beside a whole one), where a whole
     /// number of panels and such an edge hold an even share: each part but the last
-    /// then ends on a panel and an edge, the last on a whole panel. Otherwise, and
+    /// then ends on a panel and an edge, and the last takes the rest (at least two
+    /// columns, never more than the others). Otherwise, and
     /// for cuts along m, the cut is unchanged; so is the number of parts, which sizes
     /// the workspace whatever the backend.
     ///
