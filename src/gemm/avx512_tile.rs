@@ -12,10 +12,11 @@
 //! its add. That chain of 12 dependent adds a step is as long as the step's 24 FMAs
 //! take on a core with two 512-bit FMA units (12 cycles), so the product ran at 77%
 //! of the FMA peak at 256^3 on Sapphire Rapids (81% in the 90th percentile;
-//! BENCHMARKS.md, "The AVX-512 tile's depth loop in assembly"). Here each pointer moves once a step, four chains of one
-//! add. Where A's rows are contiguous (the lesson's products, which read A in place),
-//! four steps are one block that reaches A's next floats and B's next rows by
-//! constant offsets and index scales, and the five pointers move once for the four.
+//! BENCHMARKS.md, "The AVX-512 tile's depth loop in assembly"). Here each pointer
+//! moves once a step, four chains of one add. Where A's rows are contiguous (the
+//! lesson's products, which read A in place), four steps are one block that reaches
+//! A's next floats and B's next rows by constant offsets and index scales, and the
+//! five pointers move once for the four.
 //!
 //! Measured against the generic tile in one process (Sapphire Rapids, 300
 //! interleaved slices, medians): 12x32x2000 (the depth loop alone) 1.12x, 256^3
