@@ -24,6 +24,8 @@ pub const CASES: &[(usize, usize, usize, bool, bool, &str)] = &[
     (200, 10, 200, false, true, "fc3 fwd x.W^T"),
     (200, 200, 10, false, false, "fc3 dx=dy.W"),
     (10, 200, 200, true, false, "fc3 dW=dy^T.h"),
+    // A smaller batch (inference, or a short last batch): x.W^T runs as W.x^T.
+    (64, 200, 784, false, true, "fc1 fwd x.W^T, batch 64"),
 ];
 
 /// `len` deterministic values in [-0.5, 0.5), different for each `seed`.

@@ -215,6 +215,54 @@ fn a_narrow_last_panel_keeps_the_bits_of_its_columns_alone() {
     }
 }
 
+/// x.W^T with more columns than rows is computed as W.x^T into the workspace and
+/// copied back (`src/gemm/transposed.rs`); each element must still be the same FMAs
+/// in the same order, so the bits are those of the same product with W^T stored
+/// row-major, which runs directly. Beta 0 must not read C (NaN there), and the f64
+/// bound holds.
+#[test]
+fn a_transposed_b_keeps_the_bits_of_the_direct_product() {
+    let mut rng = SplitMix(43);
+    for k in kernels() {
+        for (m, n, kk) in [
+            (64, 200, 784),
+            (16, 200, 64),
+            (17, 203, 65),
+            (40, 100, 300),
+            (64, 10, 200),
+        ] {
+            let x = Stored::new(&mut rng, m, kk, false, 0);
+            // W, n x kk row-major, viewed as W^T; and W^T stored row-major.
+            let w = Stored::new(&mut rng, kk, n, true, 0);
+            let wt: Vec<f32> = (0..kk * n).map(|e| w.at(e / n, e % n)).collect();
+            let wt = MatRef::row_major(&wt, kk, n).unwrap();
+            let c0: Vec<f32> = (0..m * n).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+            let mut ws = vec![f32::NAN; gemm_workspace_len(m, n, kk)];
+            for (alpha, beta) in [(1.0, 0.0), (1.0, 1.0), (0.5, -1.25)] {
+                let (mut route, mut direct) = (c0.clone(), c0.clone());
+                if beta == 0.0 {
+                    route.fill(f32::NAN);
+                }
+                let c = MatMut::row_major(&mut route, m, n).unwrap();
+                k.gemm(alpha, x.view(), w.view(), beta, c, &mut ws).unwrap();
+                let c = MatMut::row_major(&mut direct, m, n).unwrap();
+                k.gemm(alpha, x.view(), wt, beta, c, &mut ws).unwrap();
+                for (e, (r, d)) in route.iter().zip(&direct).enumerate() {
+                    assert_eq!(
+                        r.to_bits(),
+                        d.to_bits(),
+                        "{} {m}x{n}x{kk} alpha {alpha} beta {beta}: C[{}, {}]",
+                        k.backend(),
+                        e / n,
+                        e % n
+                    );
+                }
+            }
+            check(&k, m, n, kk, false, true, false, 1, 0.5, -1.25, 7);
+        }
+    }
+}
+
 #[test]
 fn large_shapes_cross_every_block() {
     // Bigger than KC, MC and NR in each direction, with transposes.

@@ -17,7 +17,9 @@
 //! ([`gemm_workspace_len`]). A column-major C is computed as C^T = B^T A^T so that the
 //! micro-kernel always stores along rows. One-row products (m = 1, or n = 1 with a
 //! column-major C) skip packing: they are matrix-vector products, memory-bound, and
-//! take a separate path without packing.
+//! take a separate path without packing. A product x.W^T with fewer rows than columns
+//! (a small batch) is computed as W.x^T into the workspace and copied back
+//! (`transposed.rs`): W is then read in place, and only x is packed.
 
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod avx2_tile;
@@ -30,6 +32,7 @@ mod kernel;
 mod pack;
 #[cfg(feature = "std")]
 mod pool;
+mod transposed;
 
 #[cfg(feature = "std")]
 use crate::simd::MAX_LANES as LANES_MAX;
@@ -409,6 +412,18 @@ pub fn gemm_workspace_len(m: usize, n: usize, k: usize) -> usize {
     one(m, n).max(one(n, m)) + 2 * ALIGN_SLACK
 }
 
+/// The floats [`blocked`] takes from its workspace for an m x n x k product on this
+/// CPU with `S`'s tile: the alignment, the packed B block, and the packed A block if
+/// `pack_a` ([`packs_a`]). At most [`gemm_workspace_len`].
+fn blocked_len<S: GemmKernel>(m: usize, n: usize, k: usize, pack_a: bool) -> usize {
+    let (kc_max, mc_max, nc_max) = blocking::blocks(&Caches::detect(), S::NR);
+    let (mc_max, nc_max) = (mc_max.max(S::MR), nc_max.max(S::NR));
+    let kc_step = div_ceil(k, div_ceil(k, kc_max)).max(1);
+    let b = kc_step * n.min(nc_max).div_ceil(S::NR) * S::NR;
+    let a = kc_step * m.min(mc_max).div_ceil(S::MR) * S::MR;
+    ALIGN_SLACK + b + if pack_a { a } else { 0 }
+}
+
 impl Kernels {
     /// C = alpha * A * B + beta * C, where each operand is a strided view (pass
     /// `a.t()` for A^T).
@@ -568,6 +583,8 @@ impl WithSimd for Product<'_, '_> {
         // guarantees C's elements, the shapes and the workspace.
         if c.rows == 1 && c.cs == 1 && gemv::applies(&a, &b) {
             unsafe { gemv::gemv(s, alpha, &a, &b, beta, c.ptr) }
+        } else if transposed::applies::<S>(&a, &b, &c, ws.len()) {
+            unsafe { transposed::through_c_transposed(s, alpha, &a, &b, beta, c, ws) }
         } else {
             unsafe { blocked(s, alpha, &a, &b, beta, c, ws) }
         }
@@ -603,10 +620,29 @@ fn div_ceil(a: usize, b: usize) -> usize {
     a / b + usize::from(a % b != 0)
 }
 
+/// Whether [`blocked`] packs A (m x k) for a product n wide with `nr`-column panels.
+///
+/// A is read in place when its rows are contiguous. A^T-like A (columns contiguous)
+/// is packed once enough B panels reuse it: in place, each step of depth would
+/// touch a new, partly used cache line. Not when its columns are at most a line
+/// apart (fc3's dW: A = dy^T, 10 rows, columns 10 floats apart): the steps then
+/// walk along whole lines, as packed A's would.
+/// Row-major A is packed too when its row stride is a multiple of 4 KiB: the MR
+/// rows of a tile would all map to one L1 set and evict each other.
+fn packs_a(a: &MatRef<'_>, n: usize, nr: usize) -> bool {
+    if a.cs == 1 {
+        a.rs.is_multiple_of(1024) && a.rows > 1
+    } else {
+        const FLOATS_PER_LINE: usize = 64 / 4;
+        a.rs != 1 || (n.min(NC) >= 4 * nr && a.cs > FLOATS_PER_LINE)
+    }
+}
+
 /// The five loops around the micro-kernel.
 ///
 /// # Safety
-/// As `gemm_raw`.
+/// As `gemm_raw`, except the workspace: `blocked` checks that `ws` holds the
+/// [`blocked_len`] it uses, and computes nothing otherwise.
 #[inline(always)]
 unsafe fn blocked<S: GemmKernel>(
     s: S,
@@ -641,19 +677,11 @@ unsafe fn blocked<S: GemmKernel>(
         debug_assert!(false, "gemm workspace of {} floats", ws.len());
         return;
     };
-    // A is read in place when its rows are contiguous. A^T-like A (columns contiguous)
-    // is packed once enough B panels reuse it: in place, each step of depth would
-    // touch a new, partly used cache line. Not when its columns are at most a line
-    // apart (fc3's dW: A = dy^T, 10 rows, columns 10 floats apart): the steps then
-    // walk along whole lines, as packed A's would.
-    // Row-major A is packed too when its row stride is a multiple of 4 KiB: the MR
-    // rows of a tile would all map to one L1 set and evict each other.
-    let pack_a_needed = if a.cs == 1 {
-        a.rs.is_multiple_of(1024) && m > 1
-    } else {
-        const FLOATS_PER_LINE: usize = 64 / 4;
-        a.rs != 1 || (n.min(NC) >= 4 * nr && a.cs > FLOATS_PER_LINE)
-    };
+    let pack_a_needed = packs_a(a, n, nr);
+    if pack_a_needed && apack.len() < kc_step * mc_max.min(m).div_ceil(mr) * mr {
+        debug_assert!(false, "gemm workspace of {} floats", ws.len());
+        return;
+    }
     // B is packed when many row tiles reuse each panel: packed rows are aligned and
     // contiguous, in place they straddle cache lines. With few row tiles the copy
     // costs more than it saves, and contiguous rows are read in place, unless their
