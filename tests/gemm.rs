@@ -445,9 +445,11 @@ fn threaded_matches_single_thread() {
     let mut rng = SplitMix(9);
     // (13, 5, 300) and (25, 5, 300): cut by rows, a last part of one row would take
     // the one-row path, which sums all 300 of the depth in one chain where the
-    // blocked path sums two blocks of 150.
+    // blocked path sums two blocks of 150. (64, 200, 784): each part of x.W^T runs
+    // as W.x^T (`src/gemm/transposed.rs`).
     for (m, n, kk) in [
         (200, 784, 200),
+        (64, 200, 784),
         (300, 40, 50),
         (7, 5, 3),
         (64, 64, 64),
