@@ -58,6 +58,10 @@ pub(crate) trait GemmKernel: Simd {
     /// Vectors of a block of two rows of C in the sparse kernels' pairs (at most 4; 0:
     /// no pairs). Set where measured: AVX2 on Zen 3 (BENCHMARKS.md).
     const PAIR_VECTORS: usize = 0;
+    /// Whether a small batch's x.W^T runs as W.x^T (`transposed.rs`). Set where
+    /// measured: AVX-512 on Sapphire Rapids. Off elsewhere, and so on the firmware,
+    /// whose flash the route's code cost 7.5 KiB at opt-level "s".
+    const TRANSPOSES_SMALL_BATCH: bool = false;
 
     /// # Safety
     /// Every address of `t` the tile touches for `rows` rows, `t.kc` depth and
@@ -261,6 +265,7 @@ impl GemmKernel for Avx512 {
     const MR: usize = 12;
     const NR: usize = 32;
     const ROW_VECTORS: usize = 16;
+    const TRANSPOSES_SMALL_BATCH: bool = true;
     #[inline(always)]
     unsafe fn tile(self, t: &Tile, rows: usize) {
         // As AVX2's: the whole tile's depth loop in assembly (`avx512_tile.rs`).

@@ -17,9 +17,11 @@
 //! ([`gemm_workspace_len`]). A column-major C is computed as C^T = B^T A^T so that the
 //! micro-kernel always stores along rows. One-row products (m = 1, or n = 1 with a
 //! column-major C) skip packing: they are matrix-vector products, memory-bound, and
-//! take a separate path without packing. A product x.W^T with fewer rows than columns
-//! (a small batch) is computed as W.x^T into the workspace and copied back
-//! (`transposed.rs`): W is then read in place, and only x is packed.
+//! take a separate path without packing. On AVX-512, a product x.W^T with fewer rows
+//! than columns (a batch of 16 to 128, smaller than the layer's outputs) is computed
+//! as W.x^T into
+//! the workspace and copied back (`transposed.rs`): W is then read in place (unless its
+//! rows are 4 KiB apart), and only x is packed.
 
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod avx2_tile;
@@ -412,11 +414,17 @@ pub fn gemm_workspace_len(m: usize, n: usize, k: usize) -> usize {
     one(m, n).max(one(n, m)) + 2 * ALIGN_SLACK
 }
 
-/// The floats [`blocked`] takes from its workspace for an m x n x k product on this
-/// CPU with `S`'s tile: the alignment, the packed B block, and the packed A block if
+/// The floats [`blocked`] takes from its workspace for an m x n x k product with the
+/// blocks of `caches` and `S`'s tile: the alignment, the packed B block, and the packed A block if
 /// `pack_a` ([`packs_a`]). At most [`gemm_workspace_len`].
-fn blocked_len<S: GemmKernel>(m: usize, n: usize, k: usize, pack_a: bool) -> usize {
-    let (kc_max, mc_max, nc_max) = blocking::blocks(&Caches::detect(), S::NR);
+fn blocked_len<S: GemmKernel>(
+    caches: &Caches,
+    m: usize,
+    n: usize,
+    k: usize,
+    pack_a: bool,
+) -> usize {
+    let (kc_max, mc_max, nc_max) = blocking::blocks(caches, S::NR);
     let (mc_max, nc_max) = (mc_max.max(S::MR), nc_max.max(S::NR));
     let kc_step = div_ceil(k, div_ceil(k, kc_max)).max(1);
     let b = kc_step * n.min(nc_max).div_ceil(S::NR) * S::NR;
@@ -579,14 +587,36 @@ impl WithSimd for Product<'_, '_> {
             c,
             ws,
         } = self;
-        // SAFETY (both): a `Product` is made only by `gemm_raw`, whose caller
-        // guarantees C's elements, the shapes and the workspace.
         if c.rows == 1 && c.cs == 1 && gemv::applies(&a, &b) {
-            unsafe { gemv::gemv(s, alpha, &a, &b, beta, c.ptr) }
-        } else if transposed::applies::<S>(&a, &b, &c, ws.len()) {
-            unsafe { transposed::through_c_transposed(s, alpha, &a, &b, beta, c, ws) }
+            // SAFETY: a `Product` is made only by `gemm_raw`, whose caller guarantees
+            // C's elements, the shapes and the workspace.
+            unsafe { gemv::gemv(s, alpha, &a, &b, beta, c.ptr) };
+            return;
+        }
+        // The caches are read once, for the route's room and for the blocks.
+        let caches = Caches::detect();
+        let routed = transposed::applies::<S>(&caches, &a, &b, &c, ws.len());
+        // C^T, n x m, at the workspace's end when the product runs transposed.
+        let c_t_len = if routed { c.rows * c.cols } else { 0 };
+        let Some((ws, tail)) =
+            (ws.len().checked_sub(c_t_len)).and_then(|at| ws.split_at_mut_checked(at))
+        else {
+            debug_assert!(false, "`applies` checks the room for C^T");
+            return;
+        };
+        // SAFETY (all three): as for `gemv`, and C^T is `tail`, n x m floats apart from
+        // C and from `ws`. One call of `blocked` for both routes: each call is a whole
+        // loop nest inlined, and the firmware's flash is small.
+        let (pa, pb, pc) = if routed {
+            (b.t(), a.t(), unsafe {
+                transposed::c_transposed(s, c, beta, tail)
+            })
         } else {
-            unsafe { blocked(s, alpha, &a, &b, beta, c, ws) }
+            (a, b, c)
+        };
+        unsafe { blocked(s, &caches, alpha, &pa, &pb, beta, pc, ws) };
+        if routed {
+            unsafe { transposed::copy_back(s, pc, c) };
         }
     }
 }
@@ -644,8 +674,10 @@ fn packs_a(a: &MatRef<'_>, n: usize, nr: usize) -> bool {
 /// As `gemm_raw`, except the workspace: `blocked` checks that `ws` holds the
 /// [`blocked_len`] it uses, and computes nothing otherwise.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 unsafe fn blocked<S: GemmKernel>(
     s: S,
+    caches: &Caches,
     alpha: f32,
     a: &MatRef<'_>,
     b: &MatRef<'_>,
@@ -656,8 +688,7 @@ unsafe fn blocked<S: GemmKernel>(
     let (m, n, k) = (a.rows, b.cols, a.cols);
     let (mr, nr) = (S::MR, S::NR);
     // This CPU's blocks, each at most the constant that sized the workspace.
-    let caches = Caches::detect();
-    let (kc_max, mc_max, nc_max) = blocking::blocks(&caches, nr);
+    let (kc_max, mc_max, nc_max) = blocking::blocks(caches, nr);
     // (Non-zero already; `max` shows the compiler so, for the steps below.)
     let (mc_max, nc_max) = (mc_max.max(mr), nc_max.max(nr));
     debug_assert!(kc_max <= KC && mc_max <= MC && nc_max <= NC);
