@@ -514,8 +514,8 @@ fn the_sparse_first_layer_trains_as_the_dense_one() {
         let (tr, te) = if sparse {
             net.make_sparse();
             (
-                Some(train::SparseImages::new(&train_set)),
-                Some(train::SparseImages::new(&test)),
+                Some(train::SparseImages::new(&train_set).unwrap()),
+                Some(train::SparseImages::new(&test).unwrap()),
             )
         } else {
             (None, None)

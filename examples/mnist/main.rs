@@ -204,9 +204,11 @@ fn run(a: Args) -> Result<(), String> {
     // The raw pixels' non-zeros of both splits, once, before any step.
     let (train_sparse, test_sparse) = if a.sparse_input {
         net.make_sparse();
+        // (Unreachable with the 784 pixels checked above; kept as an error, not a panic.)
+        let wide = || "images too large for 16-bit pixel indices".to_string();
         (
-            Some(SparseImages::new(&train)),
-            Some(SparseImages::new(&test)),
+            Some(SparseImages::new(&train).ok_or_else(wide)?),
+            Some(SparseImages::new(&test).ok_or_else(wide)?),
         )
     } else {
         (None, None)

@@ -180,14 +180,19 @@ fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 
 /// Every image of a split as CSR rows of its non-zero raw pixels (1..=255), made once
 /// before training so that a batch is gathered by copying.
+///
+/// Held as narrow as the data allows (a pixel's index in 16 bits, its value in 8):
+/// a batch's images are scattered over the 9M entries, so the gather waits on their
+/// cache lines, and 3 bytes an entry are a third as many lines as the batch's 4 + 4.
 pub struct SparseImages {
     pub offsets: Vec<usize>,
-    pub indices: Vec<u32>,
-    pub values: Vec<f32>,
+    pub indices: Vec<u16>,
+    pub values: Vec<u8>,
 }
 
 impl SparseImages {
-    pub fn new(split: &idx::Split) -> SparseImages {
+    /// `None` if an image has more pixels than a 16-bit index reaches.
+    pub fn new(split: &idx::Split) -> Option<SparseImages> {
         let d = split.pixels_per_image;
         let mut s = SparseImages {
             offsets: Vec::with_capacity(split.count + 1),
@@ -198,13 +203,13 @@ impl SparseImages {
         for img in split.images.chunks_exact(d).take(split.count) {
             for (p, &v) in img.iter().enumerate() {
                 if v != 0 {
-                    s.indices.push(p as u32);
-                    s.values.push(f32::from(v));
+                    s.indices.push(u16::try_from(p).ok()?);
+                    s.values.push(v);
                 }
             }
             s.offsets.push(s.indices.len());
         }
-        s
+        Some(s)
     }
 }
 
@@ -536,18 +541,20 @@ type Run<'a> = (&'a [usize], &'a mut [f32], &'a mut [i64]);
 /// A run of the sparse batch's rows: their images, and where their entries go.
 type SparseRun<'a> = (&'a [usize], &'a mut [u32], &'a mut [f32]);
 
-/// Copies the entries of a run's images, one after the other, into its buffers.
+/// Copies the entries of a run's images, one after the other, into its buffers,
+/// widened to the batch's u32 indices and f32 values.
 fn copy_sparse_rows(images: &SparseImages, (order, idx, val): SparseRun<'_>) {
     let mut at = 0;
     for (r, &i) in order.iter().enumerate() {
         // (Only the prefetch below reads r.)
         #[cfg(not(target_arch = "x86_64"))]
         let _ = r;
-        // As in `gather_rows`: ask early for the entries of an image four ahead.
+        // As in `gather_rows`: ask early for the entries of an image four ahead, a
+        // cache line (32 indices, 64 values) at a time.
         #[cfg(target_arch = "x86_64")]
         if let Some(&next) = order.get(r + 4) {
             let (lo, hi) = (images.offsets[next], images.offsets[next + 1]);
-            for e in (lo..hi).step_by(16) {
+            for e in (lo..hi).step_by(32) {
                 // SAFETY: prefetching has no effect on memory and never faults.
                 unsafe {
                     use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
@@ -558,8 +565,12 @@ fn copy_sparse_rows(images: &SparseImages, (order, idx, val): SparseRun<'_>) {
         }
         let (lo, hi) = (images.offsets[i], images.offsets[i + 1]);
         let len = hi - lo;
-        idx[at..at + len].copy_from_slice(&images.indices[lo..hi]);
-        val[at..at + len].copy_from_slice(&images.values[lo..hi]);
+        for (to, &p) in idx[at..at + len].iter_mut().zip(&images.indices[lo..hi]) {
+            *to = u32::from(p);
+        }
+        for (to, &v) in val[at..at + len].iter_mut().zip(&images.values[lo..hi]) {
+            *to = f32::from(v);
+        }
         at += len;
     }
 }
