@@ -236,7 +236,7 @@ impl Buffers {
             .layers
             .iter()
             .map(|l| l.workspace_len(cap))
-            .chain(net.sparse.map(|l| l.workspace_len()))
+            .chain(net.sparse.map(|l| l.fast_workspace_len(cap)))
             .max()
             .unwrap_or(0);
         let sparse_cap = if net.sparse.is_some() {

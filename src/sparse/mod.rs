@@ -8,10 +8,12 @@
 
 mod csr;
 mod kernel;
+mod on_lines;
 mod pairs;
 
 pub use csr::CsrRef;
 use kernel::{Base, Out, Rows};
+pub(crate) use on_lines::on_lines_len;
 
 use crate::error::check_len;
 use crate::gemm::{GemmKernel, gemm_workspace_len};
@@ -32,8 +34,9 @@ pub const SPARSE_T_BREAK_EVEN_DENSITY: f64 = 0.3;
 
 /// The workspace, in f32, that lets [`Kernels::sparse_gemm`] take every path for an
 /// m x n x k product (S is m x k): the dense GEMM above the break-even density (S
-/// expanded, m * k, plus [`gemm_workspace_len`]) and the packing of a B whose rows are
-/// not contiguous (k * n).
+/// expanded, m * k, plus [`gemm_workspace_len`]), and the packing of a B whose rows are
+/// not contiguous or the copy of B's rows onto cache lines (k * n, rows rounded up to
+/// 16 floats, plus 15).
 ///
 /// Less is allowed: with B's rows contiguous the sparse kernel needs none, and
 /// without room for the dense path it stays sparse at any density.
@@ -41,7 +44,7 @@ pub fn sparse_gemm_workspace_len(m: usize, n: usize, k: usize) -> usize {
     let dense = m
         .saturating_mul(k)
         .saturating_add(gemm_workspace_len(m, n, k));
-    dense.max(k.saturating_mul(n))
+    dense.max(on_lines::on_lines_len(k, n))
 }
 
 /// Work for the threaded row form to run beside its product, in the last part, whose
@@ -84,8 +87,11 @@ impl Kernels {
     /// `workspace`: none when B's rows are contiguous (`B.t()` of a row-major matrix
     /// is not) and the sparse path is wanted; k * n floats to pack a B whose rows are
     /// strided; [`sparse_gemm_workspace_len`] to let the call run the dense GEMM above
-    /// [`SPARSE_BREAK_EVEN_DENSITY`]. `Err`, with nothing written, when the shapes
-    /// disagree or B needs packing and the workspace is short.
+    /// [`SPARSE_BREAK_EVEN_DENSITY`], and, where a vector is a 64-byte cache line
+    /// (AVX-512) and S reads each row of B many times, copy B's rows onto lines first
+    /// (same bits; a row off a line makes every load of it cross two). `Err`, with
+    /// nothing written, when the shapes disagree or B needs packing and the workspace
+    /// is short.
     ///
     /// ```
     /// use mlp_kernels::{CsrRef, Kernels, MatMut, MatRef};
@@ -146,11 +152,12 @@ impl Kernels {
         b: MatRef<'_>,
         row: &[f32],
         c: MatMut<'_>,
+        workspace: &mut [f32],
         beside: Option<Beside<'_>>,
     ) -> Result<(), Error> {
         check_len("row (= C cols)", c.cols(), row.len())?;
         let base = Base::Row(row.as_ptr());
-        self.sparse_gemm_parts(threads, alpha, s, b, base, c, &mut [], beside)
+        self.sparse_gemm_parts(threads, alpha, s, b, base, c, workspace, beside)
     }
 
     /// C = alpha * S * B + beta * C on `threads`, B's rows contiguous (no workspace).
@@ -188,9 +195,13 @@ impl Kernels {
         {
             return self.dense_product(threads, alpha, &s, false, b, beta, c, workspace);
         }
-        // B's rows must be contiguous for the kernel; pack B otherwise.
+        // B's rows must be contiguous for the kernel; pack B otherwise. Contiguous rows
+        // that are read often go onto cache lines first, where that pays.
         let (bptr, brs) = if b.col_stride() == 1 || n <= 1 {
-            (b.data_ptr(), b.row_stride())
+            match on_lines::copy_onto_lines(self, &b, s.nnz(), threads, workspace) {
+                Some(rows) => (rows.ptr, rows.rs),
+                None => (b.data_ptr(), b.row_stride()),
+            }
         } else {
             let need = k.saturating_mul(n);
             if workspace.len() < need {
@@ -680,6 +691,7 @@ mod tests {
                 MatRef::row_major(&b, 20, 3)?,
                 &row,
                 MatMut::row_major(&mut c, 40, 3)?,
+                &mut [],
                 Some(Beside {
                     run: &count,
                     cost: 100,
