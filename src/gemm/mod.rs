@@ -19,9 +19,8 @@
 //! column-major C) skip packing: they are matrix-vector products, memory-bound, and
 //! take a separate path without packing. On AVX-512, a product x.W^T with fewer rows
 //! than columns (a batch of 16 to 128, smaller than the layer's outputs) is computed
-//! as W.x^T into
-//! the workspace and copied back (`transposed.rs`): W is then read in place (unless its
-//! rows are 4 KiB apart), and only x is packed.
+//! as W.x^T into the workspace and copied back (`transposed.rs`): W is then read in
+//! place (unless its rows are 4 KiB apart), and only x is packed.
 
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod avx2_tile;
@@ -414,22 +413,45 @@ pub fn gemm_workspace_len(m: usize, n: usize, k: usize) -> usize {
     one(m, n).max(one(n, m)) + 2 * ALIGN_SLACK
 }
 
-/// The floats [`blocked`] takes from its workspace for an m x n x k product with the
-/// blocks of `caches` and `S`'s tile: the alignment, the packed B block, and the packed A block if
-/// `pack_a` ([`packs_a`]). At most [`gemm_workspace_len`].
-fn blocked_len<S: GemmKernel>(
-    caches: &Caches,
-    m: usize,
-    n: usize,
-    k: usize,
-    pack_a: bool,
-) -> usize {
-    let (kc_max, mc_max, nc_max) = blocking::blocks(caches, S::NR);
-    let (mc_max, nc_max) = (mc_max.max(S::MR), nc_max.max(S::NR));
-    let kc_step = div_ceil(k, div_ceil(k, kc_max)).max(1);
-    let b = kc_step * n.min(nc_max).div_ceil(S::NR) * S::NR;
-    let a = kc_step * m.min(mc_max).div_ceil(S::MR) * S::MR;
-    ALIGN_SLACK + b + if pack_a { a } else { 0 }
+/// The blocks of an m x n x k product with the blocks of `caches` and `S`'s tile, and
+/// the floats each packed block takes from the workspace.
+struct Blocks {
+    /// Depth of each block: k split evenly in blocks of at most the CPU's KC.
+    kc_step: usize,
+    /// Rows and columns of C per block, whole tiles.
+    mc_max: usize,
+    nc_max: usize,
+    /// Packed B's block and packed A's block, in floats.
+    b_len: usize,
+    a_len: usize,
+}
+
+impl Blocks {
+    fn new<S: GemmKernel>(caches: &Caches, m: usize, n: usize, k: usize) -> Blocks {
+        // This CPU's blocks, each at most the constant that sized the workspace.
+        let (kc_max, mc_max, nc_max) = blocking::blocks(caches, S::NR);
+        // (Non-zero already; `max` shows the compiler so, for the steps below.)
+        let (mc_max, nc_max) = (mc_max.max(S::MR), nc_max.max(S::NR));
+        debug_assert!(kc_max <= KC && mc_max <= MC && nc_max <= NC);
+        debug_assert!(mc_max.is_multiple_of(S::MR) && nc_max.is_multiple_of(S::NR));
+        // Equal depth blocks (784 = 4 x 196, not 3 x 256 + 16): a thin last block would
+        // pay a full pass over C for little work.
+        let kc_step = div_ceil(k, div_ceil(k, kc_max)).max(1);
+        Blocks {
+            kc_step,
+            mc_max,
+            nc_max,
+            b_len: kc_step * n.min(nc_max).div_ceil(S::NR) * S::NR,
+            a_len: kc_step * m.min(mc_max).div_ceil(S::MR) * S::MR,
+        }
+    }
+
+    /// The floats [`blocked`] takes from its workspace: the alignment, the packed B
+    /// block, and the packed A block if `pack_a` ([`packs_a`]). At most
+    /// [`gemm_workspace_len`].
+    fn workspace_len(&self, pack_a: bool) -> usize {
+        ALIGN_SLACK + self.b_len + if pack_a { self.a_len } else { 0 }
+    }
 }
 
 impl Kernels {
@@ -672,7 +694,7 @@ fn packs_a(a: &MatRef<'_>, n: usize, nr: usize) -> bool {
 ///
 /// # Safety
 /// As `gemm_raw`, except the workspace: `blocked` checks that `ws` holds the
-/// [`blocked_len`] it uses, and computes nothing otherwise.
+/// [`Blocks::workspace_len`] it uses, and computes nothing otherwise.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn blocked<S: GemmKernel>(
@@ -687,32 +709,27 @@ unsafe fn blocked<S: GemmKernel>(
 ) {
     let (m, n, k) = (a.rows, b.cols, a.cols);
     let (mr, nr) = (S::MR, S::NR);
-    // This CPU's blocks, each at most the constant that sized the workspace.
-    let (kc_max, mc_max, nc_max) = blocking::blocks(caches, nr);
-    // (Non-zero already; `max` shows the compiler so, for the steps below.)
-    let (mc_max, nc_max) = (mc_max.max(mr), nc_max.max(nr));
-    debug_assert!(kc_max <= KC && mc_max <= MC && nc_max <= NC);
-    debug_assert!(mc_max.is_multiple_of(mr) && nc_max.is_multiple_of(nr));
+    let blocks = Blocks::new::<S>(caches, m, n, k);
+    let Blocks {
+        kc_step,
+        mc_max,
+        nc_max,
+        b_len,
+        ..
+    } = blocks;
+    let pack_a_needed = packs_a(a, n, nr);
     // 64-byte alignment of the packed B keeps each vector load within a cache line.
     let skip = ws.as_ptr().align_offset(64).min(ALIGN_SLACK);
-    // Equal depth blocks (784 = 4 x 196, not 3 x 256 + 16): a thin last block would
-    // pay a full pass over C for little work. (`max` only shows the compiler what
-    // `blocks` and `gemm_raw` ensure: no step or divisor is 0.)
-    let kc_step = div_ceil(k, div_ceil(k, kc_max)).max(1);
-    let b_len = kc_step * n.min(nc_max).div_ceil(nr) * nr;
-    // The contract sized `ws` for this split; a shorter one cannot reach here.
-    let Some((bpack, apack)) = ws
+    // The contract sized `ws` for these blocks; a shorter one cannot reach here.
+    let ws_len = ws.len();
+    let enough = ws_len >= blocks.workspace_len(pack_a_needed);
+    let split = ws
         .get_mut(skip..)
-        .and_then(|w| w.split_at_mut_checked(b_len))
-    else {
-        debug_assert!(false, "gemm workspace of {} floats", ws.len());
+        .and_then(|w| w.split_at_mut_checked(b_len));
+    let Some((bpack, apack)) = split.filter(|_| enough) else {
+        debug_assert!(false, "gemm workspace of {ws_len} floats");
         return;
     };
-    let pack_a_needed = packs_a(a, n, nr);
-    if pack_a_needed && apack.len() < kc_step * mc_max.min(m).div_ceil(mr) * mr {
-        debug_assert!(false, "gemm workspace of {} floats", ws.len());
-        return;
-    }
     // B is packed when many row tiles reuse each panel: packed rows are aligned and
     // contiguous, in place they straddle cache lines. With few row tiles the copy
     // costs more than it saves, and contiguous rows are read in place, unless their

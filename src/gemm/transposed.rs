@@ -61,13 +61,8 @@ pub(super) fn applies<S: GemmKernel>(
         && c.cs == 1
         && m.checked_mul(n)
             .and_then(|t| {
-                t.checked_add(super::blocked_len::<S>(
-                    caches,
-                    n,
-                    m,
-                    k,
-                    super::packs_a(&b.t(), m, S::NR),
-                ))
+                let blocks = super::Blocks::new::<S>(caches, n, m, k);
+                t.checked_add(blocks.workspace_len(super::packs_a(&b.t(), m, S::NR)))
             })
             .is_some_and(|need| need <= ws_len)
 }
