@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use aligned::Floats;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use mlp_kernels::{CsrRef, Kernels, MatMut, MatRef, gemm_workspace_len};
+use mlp_kernels::{CsrRef, Kernels, MatMut, MatRef, gemm_workspace_len, sparse_gemm_workspace_len};
 
 /// A reproducible uniform in [0, 1) (SplitMix64).
 struct Mix(u64);
@@ -91,6 +91,20 @@ fn sparse(c: &mut Criterion) {
                     let bv = MatRef::row_major(&wt, inp, out).unwrap();
                     let cv = MatMut::row_major(&mut y, batch_rows, out).unwrap();
                     kern.sparse_gemm(1.0, black_box(s), bv, 0.0, cv, &mut [])
+                        .unwrap();
+                })
+            },
+        );
+        // With the workspace for every path: above the CPU's break-even density
+        // (`Kernels::sparse_break_even_densities`) S is expanded for the dense GEMM.
+        let mut every_path = vec![0.0f32; sparse_gemm_workspace_len(batch_rows, out, inp)];
+        group.bench_function(
+            BenchmarkId::new("sparse_gemm, workspace", kern.backend().name()),
+            |b| {
+                b.iter(|| {
+                    let bv = MatRef::row_major(&wt, inp, out).unwrap();
+                    let cv = MatMut::row_major(&mut y, batch_rows, out).unwrap();
+                    kern.sparse_gemm(1.0, black_box(s), bv, 0.0, cv, &mut every_path)
                         .unwrap();
                 })
             },
@@ -170,6 +184,27 @@ fn sparse(c: &mut Criterion) {
                     let bv = MatRef::row_major(&dy, batch_rows, out).unwrap();
                     let cv = MatMut::row_major(&mut gwt, inp, out).unwrap();
                     kern.sparse_gemm(1.0, st, bv, 0.0, cv, &mut []).unwrap();
+                })
+            },
+        );
+        // With the workspace for every path: dY's rows copied onto cache lines first
+        // (AVX-512, where each row is read often enough: from 19% density up here), and
+        // the dense GEMM above the break-even density.
+        let mut on_lines = vec![0.0f32; sparse_gemm_workspace_len(inp, out, batch_rows)];
+        group.bench_function(
+            BenchmarkId::new(
+                "transpose_into + sparse_gemm, workspace",
+                kern.backend().name(),
+            ),
+            |b| {
+                b.iter(|| {
+                    let st = black_box(s)
+                        .transpose_into(&mut t_off, &mut t_idx, &mut t_val)
+                        .unwrap();
+                    let bv = MatRef::row_major(&dy, batch_rows, out).unwrap();
+                    let cv = MatMut::row_major(&mut gwt, inp, out).unwrap();
+                    kern.sparse_gemm(1.0, st, bv, 0.0, cv, &mut on_lines)
+                        .unwrap();
                 })
             },
         );

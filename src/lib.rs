@@ -155,7 +155,9 @@ pub use optim::{Sgd, sgd_step};
 pub use parallel::run_on_threads;
 pub use simd::Backend;
 pub use sparse::{
-    CsrRef, SPARSE_BREAK_EVEN_DENSITY, SPARSE_T_BREAK_EVEN_DENSITY, sparse_gemm_workspace_len,
+    CsrRef, SPARSE_BREAK_EVEN_DENSITY, SPARSE_BREAK_EVEN_DENSITY_INTEL_AVX512,
+    SPARSE_T_BREAK_EVEN_DENSITY, SPARSE_T_BREAK_EVEN_DENSITY_INTEL_AVX512,
+    sparse_gemm_workspace_len,
 };
 
 pub mod loss;

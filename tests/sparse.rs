@@ -1090,3 +1090,68 @@ fn the_last_u32_column_is_a_column_for_the_pairs() {
         assert_eq!(c, [8.0, 10.0], "{}", kern.backend());
     }
 }
+
+/// The break-even densities follow the CPU: Intel's AVX-512 cores take the dense GEMM
+/// from a lower density than the rest. Checked against the vendor read here with
+/// `cpuid`, and by the bits: above the density, with room, `sparse_gemm` gives the
+/// dense GEMM's bits on the expanded S (784 deep: the GEMM adds its depth blocks'
+/// sums, the sparse kernel carries one sum across them).
+#[test]
+fn the_break_even_densities_follow_the_cpu() {
+    #[cfg(target_arch = "x86_64")]
+    let intel = {
+        // SAFETY: cpuid leaf 0 exists on every x86_64 CPU (a safe function in newer
+        // Rust, hence the allow).
+        #[allow(unused_unsafe)]
+        let l0 = unsafe { std::arch::x86_64::__cpuid(0) };
+        let name: Vec<u8> = [l0.ebx, l0.edx, l0.ecx]
+            .iter()
+            .flat_map(|r| r.to_le_bytes())
+            .collect();
+        name == b"GenuineIntel"
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let intel = false;
+    let mut rng = SplitMix(37);
+    let (m, k, n) = (40, 784, 48);
+    for kern in kernels() {
+        let wide = kern.backend() == mlp_kernels::Backend::Avx512 && intel;
+        let want = if wide {
+            (
+                mlp_kernels::SPARSE_BREAK_EVEN_DENSITY_INTEL_AVX512,
+                mlp_kernels::SPARSE_T_BREAK_EVEN_DENSITY_INTEL_AVX512,
+            )
+        } else {
+            (
+                mlp_kernels::SPARSE_BREAK_EVEN_DENSITY,
+                mlp_kernels::SPARSE_T_BREAK_EVEN_DENSITY,
+            )
+        };
+        let got = kern.sparse_break_even_densities();
+        assert_eq!(got, want, "{}", kern.backend());
+        // Just above the forward form's density: the dense path, given the room.
+        let s = Sparse::random(m, k, (got.0 + 0.05) / 0.9, &mut rng);
+        assert!(s.view().density() > got.0, "{}", s.view().density());
+        let b = random_vec(k * n, &mut rng);
+        let bv = MatRef::row_major(&b, k, n).unwrap();
+        let mut via_sparse = vec![0.0f32; m * n];
+        let mut ws = vec![0.0f32; sparse_gemm_workspace_len(m, n, k)];
+        let cv = MatMut::row_major(&mut via_sparse, m, n).unwrap();
+        kern.sparse_gemm(1.0, s.view(), bv, 0.0, cv, &mut ws)
+            .unwrap();
+        let mut dense = vec![0.0f32; m * n];
+        let mut ws = vec![0.0f32; gemm_workspace_len(m, n, k)];
+        let av = MatRef::row_major(&s.dense, m, k).unwrap();
+        let cv = MatMut::row_major(&mut dense, m, n).unwrap();
+        kern.gemm(1.0, av, bv, 0.0, cv, &mut ws).unwrap();
+        assert!(
+            via_sparse
+                .iter()
+                .zip(&dense)
+                .all(|(x, y)| x.to_bits() == y.to_bits()),
+            "{}: not the dense GEMM's bits at density {}",
+            kern.backend(),
+            s.view().density()
+        );
+    }
+}

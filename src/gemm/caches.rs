@@ -62,6 +62,37 @@ impl Caches {
     }
 }
 
+/// Whether `cpuid` names Intel as the vendor, read on the first call and kept.
+pub(crate) fn intel() -> bool {
+    // 0: not yet read, 1: no, 2: yes.
+    static INTEL: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+    match INTEL.load(Ordering::Relaxed) {
+        0 => {
+            let yes = vendor_is_intel();
+            INTEL.store(1 + u8::from(yes), Ordering::Relaxed);
+            yes
+        }
+        v => v == 2,
+    }
+}
+
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+fn vendor_is_intel() -> bool {
+    // SAFETY: cpuid leaf 0 exists on every x86_64 CPU.
+    #[allow(unused_unsafe)]
+    let l0 = unsafe { core::arch::x86_64::__cpuid(0) };
+    [l0.ebx, l0.edx, l0.ecx] == INTEL_VENDOR
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+fn vendor_is_intel() -> bool {
+    false
+}
+
+/// "GenuineIntel" as cpuid leaf 0 gives it in EBX, EDX, ECX.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+const INTEL_VENDOR: [u32; 3] = [0x756e_6547, 0x4965_6e69, 0x6c65_746e];
+
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 fn read() -> Option<Caches> {
     use core::arch::x86_64::{__cpuid, __cpuid_count};
@@ -70,7 +101,7 @@ fn read() -> Option<Caches> {
     #[allow(unused_unsafe)]
     let l0 = unsafe { __cpuid(0) };
     let vendor = [l0.ebx, l0.edx, l0.ecx];
-    let intel = vendor == [0x756e_6547, 0x4965_6e69, 0x6c65_746e]; // "GenuineIntel"
+    let intel = vendor == INTEL_VENDOR;
     let amd = vendor == [0x6874_7541, 0x6974_6e65, 0x444d_4163]; // "AuthenticAMD"
     let leaf = if intel && l0.eax >= 4 {
         4

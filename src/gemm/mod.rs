@@ -39,6 +39,7 @@ mod transposed;
 use crate::simd::MAX_LANES as LANES_MAX;
 use blocking::{ALIGN_SLACK, KC, MC, MR_MAX, NC, NR_MAX};
 pub use caches::Caches;
+pub(crate) use caches::intel as cpu_is_intel;
 pub(crate) use kernel::GemmKernel;
 use kernel::Tile;
 

@@ -21,7 +21,8 @@ use crate::simd::WithSimd;
 use crate::{Error, Kernels, MatMut, MatRef};
 
 /// The density (nnz / (m * k)) above which [`Kernels::sparse_gemm`] expands S and runs
-/// the dense GEMM, when the workspace allows: the sparse kernel's flops are
+/// the dense GEMM, when the workspace allows, on every CPU but Intel's with AVX-512
+/// ([`Kernels::sparse_break_even_densities`]): the sparse kernel's flops are
 /// 2 * nnz * n at a lower rate than the dense kernel's 2 * m * k * n. On the lesson's
 /// first layer (200 x 200 x 784, Zen 4) the two cross at about 62% (`cargo bench
 /// --bench sparse`, BENCHMARKS.md).
@@ -31,6 +32,18 @@ pub const SPARSE_BREAK_EVEN_DENSITY: f64 = 0.6;
 /// for every entry: it crosses the dense GEMM at about 33% on the lesson's weight
 /// gradient (Zen 4).
 pub const SPARSE_T_BREAK_EVEN_DENSITY: f64 = 0.3;
+
+/// [`SPARSE_BREAK_EVEN_DENSITY`] on Intel's AVX-512 cores, whose two full-width FMA
+/// units run the dense GEMM twice as fast as Zen 4's halves while the sparse kernels
+/// stay bound by their vector loads. On Sapphire Rapids the sparse kernel crossed its
+/// own dense path (S expanded, then the GEMM) at about 32% on the lesson's forward
+/// product (200 x 200 x 784) and at about 42% on its weight gradient by columns (784 x
+/// 200 x 200, B's rows copied onto lines); medians of 15 calls at 30, 40 and 50%.
+pub const SPARSE_BREAK_EVEN_DENSITY_INTEL_AVX512: f64 = 0.35;
+
+/// [`SPARSE_T_BREAK_EVEN_DENSITY`] on Intel's AVX-512 cores: the scatter crossed its
+/// dense path at 17-18% on both of the lesson's shapes on Sapphire Rapids.
+pub const SPARSE_T_BREAK_EVEN_DENSITY_INTEL_AVX512: f64 = 0.15;
 
 /// The workspace, in f32, that lets [`Kernels::sparse_gemm`] take every path for an
 /// m x n x k product (S is m x k): the dense GEMM above the break-even density (S
@@ -87,7 +100,7 @@ impl Kernels {
     /// `workspace`: none when B's rows are contiguous (`B.t()` of a row-major matrix
     /// is not) and the sparse path is wanted; k * n floats to pack a B whose rows are
     /// strided; [`sparse_gemm_workspace_len`] to let the call run the dense GEMM above
-    /// [`SPARSE_BREAK_EVEN_DENSITY`], and, where a vector is a 64-byte cache line
+    /// the break-even density ([`Kernels::sparse_break_even_densities`]), and, where a vector is a 64-byte cache line
     /// (AVX-512) and S reads each row of B many times, copy B's rows onto lines first
     /// (same bits; a row off a line makes every load of it cross two). `Err`, with
     /// nothing written, when the shapes disagree or B needs packing and the workspace
@@ -191,7 +204,7 @@ impl Kernels {
         #[cfg(not(feature = "std"))]
         let _ = beside;
         if let Base::Scale(beta) = base
-            && dense_fits(&s, false, n, threads, workspace.len())
+            && dense_fits(self, &s, false, n, threads, workspace.len())
         {
             return self.dense_product(threads, alpha, &s, false, b, beta, c, workspace);
         }
@@ -280,7 +293,8 @@ impl Kernels {
     ///
     /// BLAS rules as [`Kernels::gemm`]. `workspace`: none for the sparse path;
     /// [`sparse_gemm_workspace_len`]`(k, n, m)` to let it run the dense GEMM
-    /// (S^T expanded) above [`SPARSE_T_BREAK_EVEN_DENSITY`].
+    /// (S^T expanded) above the break-even density
+    /// ([`Kernels::sparse_break_even_densities`]).
     ///
     /// ```
     /// use mlp_kernels::{CsrRef, Kernels, MatMut, MatRef};
@@ -346,7 +360,7 @@ impl Kernels {
         check_sparse_shapes(&s, s.rows(), &b, &c, s.cols())?;
         let n = b.cols();
         let threads = threads_for(threads);
-        if dense_fits(&s, true, n, threads, workspace.len()) {
+        if dense_fits(self, &s, true, n, threads, workspace.len()) {
             return self.dense_product(threads, alpha, &s, true, b, beta, c, workspace);
         }
         let (ptr, rs, cs) = c.raw_parts();
@@ -416,7 +430,14 @@ impl Kernels {
 /// Whether a product with S (or S^T, `transpose`) takes the dense GEMM: S above the
 /// break-even density, and room for S expanded plus the GEMM's workspace for the
 /// product's shape with C's `n` columns.
-fn dense_fits(s: &CsrRef<'_>, transpose: bool, n: usize, threads: usize, room: usize) -> bool {
+fn dense_fits(
+    k: &Kernels,
+    s: &CsrRef<'_>,
+    transpose: bool,
+    n: usize,
+    threads: usize,
+    room: usize,
+) -> bool {
     let (rows, depth) = if transpose {
         (s.cols(), s.rows())
     } else {
@@ -429,15 +450,34 @@ fn dense_fits(s: &CsrRef<'_>, transpose: bool, n: usize, threads: usize, room: u
         let _ = threads;
         gemm_workspace_len(rows, n, depth)
     };
-    let break_even = if transpose {
-        SPARSE_T_BREAK_EVEN_DENSITY
-    } else {
-        SPARSE_BREAK_EVEN_DENSITY
-    };
+    let (forward, scatter) = k.sparse_break_even_densities();
+    let break_even = if transpose { scatter } else { forward };
     s.density() > break_even && room >= rows.saturating_mul(depth).saturating_add(gemm_len)
 }
 
 impl Kernels {
+    /// The densities above which [`Kernels::sparse_gemm`] and
+    /// [`Kernels::sparse_t_gemm`] expand S and run the dense GEMM (given the room), on
+    /// this backend and CPU: [`SPARSE_BREAK_EVEN_DENSITY_INTEL_AVX512`] and
+    /// [`SPARSE_T_BREAK_EVEN_DENSITY_INTEL_AVX512`] for the AVX-512 backend on an
+    /// Intel CPU, [`SPARSE_BREAK_EVEN_DENSITY`] and [`SPARSE_T_BREAK_EVEN_DENSITY`]
+    /// (measured on Zen 4) elsewhere.
+    ///
+    /// ```
+    /// let (forward, scatter) = mlp_kernels::Kernels::detect().sparse_break_even_densities();
+    /// assert!(0.0 < scatter && scatter <= forward && forward < 1.0);
+    /// ```
+    pub fn sparse_break_even_densities(&self) -> (f64, f64) {
+        if self.backend() == crate::Backend::Avx512 && crate::gemm::cpu_is_intel() {
+            (
+                SPARSE_BREAK_EVEN_DENSITY_INTEL_AVX512,
+                SPARSE_T_BREAK_EVEN_DENSITY_INTEL_AVX512,
+            )
+        } else {
+            (SPARSE_BREAK_EVEN_DENSITY, SPARSE_T_BREAK_EVEN_DENSITY)
+        }
+    }
+
     /// C = alpha * A * B + beta * C with A = S (or S^T, `transpose`) expanded into
     /// the front of `workspace`, which [`dense_fits`] checked.
     #[allow(clippy::too_many_arguments)]
