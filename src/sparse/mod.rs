@@ -500,14 +500,26 @@ impl Kernels {
                 found: workspace.len(),
             });
         };
-        dense.fill(0.0);
         // Element (i, p) of S at i * k + p, or, transposed, at p * m + i.
-        let (rs, cs) = if transpose { (1, m) } else { (k, 1) };
-        for i in 0..m {
-            let (idx, val) = s.row(i);
-            for (&p, &v) in idx.iter().zip(val) {
-                if let Some(x) = dense.get_mut(i * rs + p as usize * cs) {
-                    *x = v;
+        if transpose {
+            dense.fill(0.0);
+            for i in 0..m {
+                let (idx, val) = s.row(i);
+                for (&p, &v) in idx.iter().zip(val) {
+                    if let Some(x) = dense.get_mut(i + p as usize * m) {
+                        *x = v;
+                    }
+                }
+            }
+        } else {
+            // Row by row, each filled and written while in L1.
+            for (i, row) in dense.chunks_exact_mut(k.max(1)).enumerate() {
+                row.fill(0.0);
+                let (idx, val) = s.row(i);
+                for (&p, &v) in idx.iter().zip(val) {
+                    if let Some(x) = row.get_mut(p as usize) {
+                        *x = v;
+                    }
                 }
             }
         }
