@@ -84,31 +84,23 @@ fn sparse(c: &mut Criterion) {
             .measurement_time(Duration::from_secs(2));
         let mut y = Floats::zeros(batch_rows * out);
         let mut ws = vec![0.0f32; gemm_workspace_len(batch_rows, out, inp)];
-        group.bench_function(
-            BenchmarkId::new("sparse_gemm", kern.backend().name()),
-            |b| {
-                b.iter(|| {
-                    let bv = MatRef::row_major(&wt, inp, out).unwrap();
-                    let cv = MatMut::row_major(&mut y, batch_rows, out).unwrap();
-                    kern.sparse_gemm(1.0, black_box(s), bv, 0.0, cv, &mut [])
-                        .unwrap();
-                })
-            },
-        );
         // With the workspace for every path: above the CPU's break-even density
         // (`Kernels::sparse_break_even_densities`) S is expanded for the dense GEMM.
         let mut every_path = vec![0.0f32; sparse_gemm_workspace_len(batch_rows, out, inp)];
-        group.bench_function(
-            BenchmarkId::new("sparse_gemm, workspace", kern.backend().name()),
-            |b| {
+        let workspaces: [(&str, &mut [f32]); 2] = [
+            ("sparse_gemm", &mut []),
+            ("sparse_gemm, workspace", &mut every_path),
+        ];
+        for (name, ws) in workspaces {
+            group.bench_function(BenchmarkId::new(name, kern.backend().name()), |b| {
                 b.iter(|| {
                     let bv = MatRef::row_major(&wt, inp, out).unwrap();
                     let cv = MatMut::row_major(&mut y, batch_rows, out).unwrap();
-                    kern.sparse_gemm(1.0, black_box(s), bv, 0.0, cv, &mut every_path)
+                    kern.sparse_gemm(1.0, black_box(s), bv, 0.0, cv, ws)
                         .unwrap();
                 })
-            },
-        );
+            });
+        }
         if pct == 19 {
             group.bench_function(
                 BenchmarkId::new("sparse_gemm, W^T 16 B past a line", kern.backend().name()),
@@ -174,40 +166,26 @@ fn sparse(c: &mut Criterion) {
                 })
             },
         );
-        group.bench_function(
-            BenchmarkId::new("transpose_into + sparse_gemm", kern.backend().name()),
-            |b| {
-                b.iter(|| {
-                    let st = black_box(s)
-                        .transpose_into(&mut t_off, &mut t_idx, &mut t_val)
-                        .unwrap();
-                    let bv = MatRef::row_major(&dy, batch_rows, out).unwrap();
-                    let cv = MatMut::row_major(&mut gwt, inp, out).unwrap();
-                    kern.sparse_gemm(1.0, st, bv, 0.0, cv, &mut []).unwrap();
-                })
-            },
-        );
         // With the workspace for every path: dY's rows copied onto cache lines first
         // (AVX-512, where each row is read often enough: from 19% density up here), and
         // the dense GEMM above the break-even density.
-        let mut on_lines = vec![0.0f32; sparse_gemm_workspace_len(inp, out, batch_rows)];
-        group.bench_function(
-            BenchmarkId::new(
-                "transpose_into + sparse_gemm, workspace",
-                kern.backend().name(),
-            ),
-            |b| {
+        let mut every_path = vec![0.0f32; sparse_gemm_workspace_len(inp, out, batch_rows)];
+        let workspaces: [(&str, &mut [f32]); 2] = [
+            ("transpose_into + sparse_gemm", &mut []),
+            ("transpose_into + sparse_gemm, workspace", &mut every_path),
+        ];
+        for (name, ws) in workspaces {
+            group.bench_function(BenchmarkId::new(name, kern.backend().name()), |b| {
                 b.iter(|| {
                     let st = black_box(s)
                         .transpose_into(&mut t_off, &mut t_idx, &mut t_val)
                         .unwrap();
                     let bv = MatRef::row_major(&dy, batch_rows, out).unwrap();
                     let cv = MatMut::row_major(&mut gwt, inp, out).unwrap();
-                    kern.sparse_gemm(1.0, st, bv, 0.0, cv, &mut on_lines)
-                        .unwrap();
+                    kern.sparse_gemm(1.0, st, bv, 0.0, cv, ws).unwrap();
                 })
-            },
-        );
+            });
+        }
         group.bench_function(
             BenchmarkId::new("dense gemm dY^T X", kern.backend().name()),
             |b| {
