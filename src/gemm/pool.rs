@@ -19,6 +19,11 @@ struct State {
     job: Option<Job>,
     parts: usize,
     next: usize,
+    /// Workers asleep on `wake`: a job is announced by a wake-up only when one is, as
+    /// the wake is a system call and a training step publishes jobs by the dozen.
+    sleeping_workers: usize,
+    /// The caller asleep on `done`, for the same reason.
+    caller_sleeps: bool,
 }
 
 // SAFETY: the job pointer is only dereferenced while the caller that set it waits for
@@ -50,6 +55,8 @@ fn pool() -> &'static Pool {
             job: None,
             parts: 0,
             next: 0,
+            sleeping_workers: 0,
+            caller_sleeps: false,
         }),
         wake: Condvar::new(),
         published: AtomicU64::new(0),
@@ -115,9 +122,16 @@ fn run_parts(p: &Pool, generation: u64) {
         }
         if p.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
             // The last part: wake the caller if it sleeps. Taking the lock orders this
-            // after the caller's check of `remaining`, so the wake cannot be lost.
-            drop(p.state.lock().unwrap_or_else(|e| e.into_inner()));
-            p.done.notify_all();
+            // after the caller's check of `remaining` (made under the lock before it
+            // sleeps), so either it sees 0 or this sees it asleep: no wake is lost.
+            let caller_sleeps = p
+                .state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .caller_sleeps;
+            if caller_sleeps {
+                p.done.notify_all();
+            }
         }
     }
 }
@@ -137,7 +151,9 @@ fn worker(p: &'static Pool) {
             // `run` publishes a job under this lock and then notifies, so a worker
             // that finds no new job here is waiting before the notification comes.
             while s.generation == seen {
+                s.sleeping_workers += 1;
                 s = p.wake.wait(s).unwrap_or_else(|e| e.into_inner());
+                s.sleeping_workers -= 1;
             }
             s.generation
         };
@@ -165,7 +181,7 @@ pub(crate) fn run(parts: usize, f: &(dyn Fn(usize) + Sync)) {
     let job: Job = unsafe {
         core::mem::transmute::<&(dyn Fn(usize) + Sync), &'static (dyn Fn(usize) + Sync)>(f)
     };
-    let generation = {
+    let (generation, any_asleep) = {
         let mut s = p.state.lock().unwrap_or_else(|e| e.into_inner());
         s.generation += 1;
         s.job = Some(job);
@@ -173,9 +189,13 @@ pub(crate) fn run(parts: usize, f: &(dyn Fn(usize) + Sync)) {
         s.next = 0;
         p.remaining.store(parts, Ordering::Release);
         p.published.store(s.generation, Ordering::Release);
-        s.generation
+        // A worker counts itself asleep under this lock before it waits, so one that
+        // is not counted here will see the new generation before it sleeps.
+        (s.generation, s.sleeping_workers > 0)
     };
-    p.wake.notify_all();
+    if any_asleep {
+        p.wake.notify_all();
+    }
     run_parts(p, generation);
     // The other parts usually end within microseconds of this one: spin a little,
     // then sleep until the last of them signals.
@@ -187,8 +207,10 @@ pub(crate) fn run(parts: usize, f: &(dyn Fn(usize) + Sync)) {
     if p.remaining.load(Ordering::Acquire) != 0 {
         let mut s = p.state.lock().unwrap_or_else(|e| e.into_inner());
         while p.remaining.load(Ordering::Acquire) != 0 {
+            s.caller_sleeps = true;
             s = p.done.wait(s).unwrap_or_else(|e| e.into_inner());
         }
+        s.caller_sleeps = false;
     }
     p.state.lock().unwrap_or_else(|e| e.into_inner()).job = None;
     if let Some(payload) = p.panic.lock().unwrap_or_else(|e| e.into_inner()).take() {
