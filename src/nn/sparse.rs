@@ -110,10 +110,10 @@ impl SparseLinear {
 
     /// The workspace, in f32, with which every method at `batch` samples may take its
     /// fastest path: [`workspace_len`](Self::workspace_len) plus room to copy W^T
-    /// (forward) or dy (backward) onto 64-byte lines. The copy is made only where a
-    /// vector is a line (AVX-512) and the sparse input reads each row of the operand
-    /// many times, as the weight gradient by columns does; the bits are the same with
-    /// or without it.
+    /// (the forward products) or dy (`backward_transposed` without `accumulate`) onto
+    /// 64-byte lines. The copy is made only where a vector is a line (AVX-512) and the
+    /// sparse input reads each row of the operand many times, as the weight gradient
+    /// by columns does; the bits are the same with or without it.
     ///
     /// ```
     /// use mlp_kernels::SparseLinear;

@@ -33,9 +33,10 @@ pub const SPARSE_BREAK_EVEN_DENSITY: f64 = 0.6;
 /// gradient (Zen 4).
 pub const SPARSE_T_BREAK_EVEN_DENSITY: f64 = 0.3;
 
-/// [`SPARSE_BREAK_EVEN_DENSITY`] on Intel's AVX-512 cores, whose two full-width FMA
-/// units run the dense GEMM twice as fast as Zen 4's halves while the sparse kernels
-/// stay bound by their vector loads. On Sapphire Rapids the sparse kernel crossed its
+/// [`SPARSE_BREAK_EVEN_DENSITY`] on Intel's AVX-512 cores, measured on Sapphire
+/// Rapids, whose two full-width FMA units run the dense GEMM twice as fast as Zen 4's
+/// halves while the sparse kernels stay bound by their vector loads (Intel cores with
+/// one 512-bit FMA unit get these values too, unmeasured). There the sparse kernel crossed its
 /// own dense path (S expanded, then the GEMM) at about 32% on the lesson's forward
 /// product (200 x 200 x 784) and at about 42% on its weight gradient by columns (784 x
 /// 200 x 200, B's rows copied onto lines); medians of 15 calls at 30, 40 and 50%.
@@ -208,13 +209,10 @@ impl Kernels {
         {
             return self.dense_product(threads, alpha, &s, false, b, beta, c, workspace);
         }
-        // B's rows must be contiguous for the kernel; pack B otherwise. Contiguous rows
-        // that are read often go onto cache lines first, where that pays.
-        let (bptr, brs) = if b.col_stride() == 1 || n <= 1 {
-            match on_lines::copy_onto_lines(self, &b, s.nnz(), threads, workspace) {
-                Some(rows) => (rows.ptr, rows.rs),
-                None => (b.data_ptr(), b.row_stride()),
-            }
+        // B's rows must be contiguous for the kernel; pack B otherwise.
+        let contiguous = b.col_stride() == 1 || n <= 1;
+        let (mut bptr, mut brs) = if contiguous {
+            (b.data_ptr(), b.row_stride())
         } else {
             let need = k.saturating_mul(n);
             if workspace.len() < need {
@@ -251,6 +249,12 @@ impl Kernels {
                 }
             }
             return Ok(());
+        }
+        // Contiguous rows that are read often go onto cache lines first, where that pays.
+        if contiguous
+            && let Some(rows) = on_lines::copy_onto_lines(self, &b, s.nnz(), threads, workspace)
+        {
+            (bptr, brs) = (rows.ptr, rows.rs);
         }
         let job = RowsJob {
             s,

@@ -9,12 +9,13 @@
 //! 16.5 cycles an entry with rows 800 bytes apart and 12.0 with rows 832 bytes apart
 //! on line boundaries.
 //!
-//! The copy costs a read and a write of B; each row saves a little on every read. The
-//! lesson's weight gradient by columns reads dy (200 x 200) about 215 times a row:
-//! with the copy the product took 302-309 us against 354-356 as it was. Its forward
-//! product reads W^T (784 x 200) about 55 times a row: there the copy gained 4-9% on
-//! one thread (Sapphire Rapids, 400 interleaved runs each, BENCHMARKS.md), and on
-//! more threads it would run alone before the parts. Hence the bar below, per thread.
+//! The copy costs a read and a write of B; each row saves a little on every read. At
+//! 19% density the lesson's weight gradient by columns reads dy (200 x 200) about 150
+//! times a row (784 x 0.19): with the copy the product took 302-309 us against
+//! 354-356 as it was. Its forward product reads W^T (784 x 200) about 38 times a row
+//! (200 x 0.19): there the copy gained 4-9% on one thread (Sapphire Rapids, 400
+//! interleaved runs each, BENCHMARKS.md), and on more threads it would run alone
+//! before the parts. Hence the bar below, per thread.
 //! Zen 4, whose AVX-512 loads are two 256-bit halves, lost only 3% to rows off a line.
 
 use super::kernel::Rows;
