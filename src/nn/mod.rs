@@ -13,10 +13,12 @@
 //! affine normalisation (MNIST's pixels): it multiplies only the non-zeros.
 
 mod sparse;
+mod sum_of_rows;
 pub use sparse::SparseLinear;
+use sum_of_rows::SumOfRows;
 
 use crate::error::check_len;
-use crate::simd::{LaneFn2, Simd, ZipInPlace};
+use crate::simd::{LaneFn2, Simd};
 use crate::{Error, Kernels, MatMut, MatRef, gemm_workspace_len};
 
 /// The shape of a linear layer and how many threads its products may use.
@@ -331,16 +333,13 @@ impl Linear {
 
 /// db = (db +) the sum of dy's rows, in row order.
 fn bias_grad(k: &Kernels, dy: &[f32], db: &mut [f32], accumulate: bool) {
-    if !accumulate {
-        db.fill(0.0);
-    }
-    for row in dy.chunks_exact(db.len().max(1)) {
-        k.isa.vectorize(ZipInPlace {
-            a: row,
-            dst: &mut *db,
-            f: Add,
-        });
-    }
+    k.isa.vectorize(SumOfRows {
+        m: dy,
+        width: db.len(),
+        lo: 0,
+        dst: db,
+        accumulate,
+    });
 }
 
 pub(crate) struct Add;

@@ -13,13 +13,12 @@
 //! so only x's non-zeros are multiplied: the mathematics of the dense layer on x_norm,
 //! with the float operations in another order.
 
-use crate::checked::part;
 use crate::error::check_len;
 use crate::simd::{MapInPlace, Simd, ZipInPlace};
 use crate::sparse::{Beside, on_lines_len};
 use crate::{CsrRef, Error, Kernels, MatMut, MatRef};
 
-use super::Add;
+use super::{Add, SumOfRows};
 
 /// A fully connected layer whose input is a sparse matrix of raw values `x` (batch x
 /// in, [`CsrRef`]) that stands for `scale * x + shift` element-wise: the forward pass
@@ -528,26 +527,24 @@ fn column_sums(k: &Kernels, threads: usize, m: &[f32], o: usize, row: &mut [f32]
     if o == 0 {
         return; // (the layers refuse it; `chunks_exact` would panic)
     }
-    let sums = |lo: usize, hi: usize, dst: &mut [f32]| {
-        for m_row in m.chunks_exact(o) {
-            k.isa.vectorize(ZipInPlace {
-                a: part(m_row, lo..hi),
-                dst: &mut *dst,
-                f: Add,
-            });
-        }
+    let sums = |lo: usize, dst: &mut [f32]| {
+        k.isa.vectorize(SumOfRows {
+            m,
+            width: o,
+            lo,
+            dst,
+            accumulate: true,
+        })
     };
     #[cfg(feature = "std")]
     if threads > 1 {
         // Runs of 16 columns, each summed over all of m's rows.
         let rows = m.len() / o.max(1);
-        crate::parallel::split_mut(threads, row, 16, rows, &|lo, dst| {
-            sums(lo, lo + dst.len(), dst)
-        });
+        crate::parallel::split_mut(threads, row, 16, rows, &sums);
         return;
     }
     let _ = threads;
-    sums(0, o, row)
+    sums(0, row)
 }
 
 /// Every row of `g` set to `row`, or `row` added to it.
