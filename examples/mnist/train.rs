@@ -478,7 +478,10 @@ pub fn gather(
     // bound by memory latency and two go faster than one).
     let n = order.len();
     let (per, threads) = if threads > 1 && n >= 64 {
-        (n.div_ceil(threads.min(MAX_PARTS)), threads)
+        // Every run the batch may be cut into, taken by whichever thread is free: the
+        // runs' entries and misses differ, and two runs for two threads left one
+        // waiting for the other for a third of the gather (SPR, two threads).
+        (n.div_ceil(MAX_PARTS), threads)
     } else {
         (n.max(1), 1)
     };
@@ -521,13 +524,15 @@ pub fn gather(
 }
 
 /// The most runs a batch is cut into.
-const MAX_PARTS: usize = 8;
+const MAX_PARTS: usize = 16;
 
 /// Each run of `runs` taken once and given to `f`, on `threads` threads of the pool
-/// (one: here).
+/// (one: here). A thread starts at its own share of the runs and then takes any run
+/// still left, so one that is slowed down leaves its runs to the others.
 fn on_runs<T: Send>(threads: usize, runs: &[Mutex<Option<T>>; MAX_PARTS], f: &(dyn Fn(T) + Sync)) {
     mlp_kernels::run_on_threads(threads, &|part, parts| {
-        for r in (part..MAX_PARTS).step_by(parts.max(1)) {
+        let first = part * MAX_PARTS / parts.max(1);
+        for r in (first..MAX_PARTS).chain(0..first) {
             if let Some(run) = runs[r].lock().ok().and_then(|mut g| g.take()) {
                 f(run);
             }

@@ -239,10 +239,15 @@ impl SparseLinear {
                     done => done,
                 };
             };
-            // A transposed entry costs about a fifth of a forward entry on 200 outputs,
-            // i.e. 2.6 vectors of 16 (30K entries: 46 against 226 us on Zen 4).
+            // A transposed entry costs about two fifths of a forward entry on 200
+            // outputs, i.e. 5.2 vectors of 16. On uniform batches a microbench gave a
+            // fifth (30K entries: 46 against 226 us on Zen 4; 0.24 on Sapphire
+            // Rapids), but on MNIST's batches the product reads fewer rows of W^T and
+            // runs faster: there, on two threads of Sapphire Rapids, the caller waited
+            // 15-21% of the job for the transposing part at a fifth and 1-3% at two
+            // fifths, and the job took 3-8% less (its cycles, timed in the pool).
             let vectors = self.out_features.div_ceil(16).max(1);
-            let cost = x.nnz().saturating_mul(13) / 5 / vectors;
+            let cost = x.nnz().saturating_mul(26) / 5 / vectors;
             let beside = Beside {
                 run: &transpose,
                 cost,
