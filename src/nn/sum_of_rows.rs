@@ -118,29 +118,25 @@ mod tests {
                 for (lo, len) in [(0, width), (1, width - 1), (width / 3, width / 2)] {
                     for accumulate in [false, true] {
                         let start: Vec<f32> = (0..len).map(|j| j as f32 * 0.5).collect();
-                        let mut got = start.clone();
-                        k.isa.vectorize(SumOfRows {
-                            m: &m,
-                            width,
-                            lo,
-                            dst: &mut got,
-                            accumulate,
-                        });
-                        for (j, &g) in got.iter().enumerate() {
+                        let sum = |m: &[f32]| {
+                            let mut got = start.clone();
+                            k.isa.vectorize(SumOfRows {
+                                m,
+                                width,
+                                lo,
+                                dst: &mut got,
+                                accumulate,
+                            });
+                            got
+                        };
+                        for (j, &g) in sum(&m).iter().enumerate() {
                             let base = if accumulate { start[j] as f64 } else { 0.0 };
                             let want: f64 =
                                 base + (0..rows).map(|r| m[r * width + lo + j] as f64).sum::<f64>();
                             assert_eq!(g as f64, want, "{backend} {rows}x{width} [{lo}+{j}]");
                         }
                         // Values that round: the same bits as the loop it replaces.
-                        let mut got = start.clone();
-                        k.isa.vectorize(SumOfRows {
-                            m: &odd,
-                            width,
-                            lo,
-                            dst: &mut got,
-                            accumulate,
-                        });
+                        let got = sum(&odd);
                         let mut want = if accumulate {
                             start.clone()
                         } else {
