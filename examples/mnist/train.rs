@@ -352,6 +352,9 @@ pub fn normalisation_table() -> [f32; 256] {
 }
 
 /// One SGD step on the first `n` rows of the batch buffers; returns the mean loss.
+/// Each layer is updated as soon as its gradients are made, so an `Err` from a lower
+/// layer (a shape or workspace error, which the example's buffers rule out) leaves
+/// the layers above it updated.
 pub fn train_step(
     k: &Kernels,
     net: &mut Net,

@@ -36,7 +36,8 @@ struct Pool {
     /// The generation, readable without the lock, for spinning workers.
     published: AtomicU64,
     remaining: AtomicUsize,
-    /// Signalled (under `state`'s lock) when the last part of a job finishes.
+    /// Signalled when the last part of a job finishes and the caller sleeps (read
+    /// under `state`'s lock).
     done: Condvar,
     workers: AtomicUsize,
     /// Workers that have entered their loop: past the thread start-up, which allocates.
@@ -148,8 +149,9 @@ fn worker(p: &'static Pool) {
         }
         let generation = {
             let mut s = p.state.lock().unwrap_or_else(|e| e.into_inner());
-            // `run` publishes a job under this lock and then notifies, so a worker
-            // that finds no new job here is waiting before the notification comes.
+            // `run` publishes a job under this lock and notifies when it finds a
+            // worker counted asleep, so a worker that finds no new job here counts
+            // itself before it waits and cannot miss the notification.
             while s.generation == seen {
                 s.sleeping_workers += 1;
                 s = p.wake.wait(s).unwrap_or_else(|e| e.into_inner());

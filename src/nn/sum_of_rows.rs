@@ -36,7 +36,10 @@ impl WithSimd for SumOfRows<'_> {
             dst,
             accumulate,
         } = self;
-        if width == 0 {
+        // (The callers keep the columns inside the rows; else nothing is written.)
+        let fits = lo.checked_add(dst.len()).is_some_and(|end| end <= width);
+        if width == 0 || !fits {
+            debug_assert!(fits, "columns {lo}..+{} outside rows of {width}", dst.len());
             return;
         }
         let pass = PASS_VECTORS * S::LANES;
@@ -76,7 +79,7 @@ fn down_the_rows<S: Simd>(
     }
     for row in m.chunks_exact(width) {
         let Some(cols) = row.get(from..from.saturating_add(out.len())) else {
-            return; // (the callers keep lo + dst.len() <= width)
+            return; // (checked before the first pass)
         };
         for (v, sum) in sums.iter_mut().enumerate() {
             if v < whole {
