@@ -310,13 +310,14 @@ impl SparseLinear {
             .split_at_mut_checked(o)
             .unwrap_or((&mut [], &mut []));
         // The start row: b + shift * (the column sums of W^T, one per output).
-        row.fill(0.0);
         if self.shift != 0.0 {
             column_sums(k, self.threads, weight_t, o, row);
             k.isa.vectorize(MapInPlace {
                 x: &mut *row,
                 f: Scale(self.shift),
             });
+        } else {
+            row.fill(0.0);
         }
         if let Some(b) = bias {
             k.isa.vectorize(ZipInPlace {
@@ -457,7 +458,6 @@ impl SparseLinear {
         let Some((col_sums, rest)) = workspace.split_at_mut_checked(o) else {
             return Err(Error::WorkspaceTooSmall { needed: o, found });
         };
-        col_sums.fill(0.0);
         column_sums(k, self.threads, dy, o, col_sums);
         if let Some(db) = grad_bias {
             if accumulate {
@@ -525,20 +525,17 @@ enum Batch<'a> {
     Columns(CsrRef<'a>),
 }
 
-/// `row[j] += sum over the rows of m[.., j]` (m row-major, `o` wide), in row order
+/// `row[j] = sum over the rows of m[.., j]` (m row-major, `o` wide), in row order
 /// for each column, so that the bits do not depend on the threads (which take runs of
 /// columns).
 fn column_sums(k: &Kernels, threads: usize, m: &[f32], o: usize, row: &mut [f32]) {
-    if o == 0 {
-        return; // (the layers refuse it; `chunks_exact` would panic)
-    }
     let sums = |lo: usize, dst: &mut [f32]| {
         k.isa.vectorize(SumOfRows {
             m,
             width: o,
             lo,
             dst,
-            accumulate: true,
+            accumulate: false,
         })
     };
     #[cfg(feature = "std")]

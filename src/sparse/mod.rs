@@ -36,10 +36,11 @@ pub const SPARSE_T_BREAK_EVEN_DENSITY: f64 = 0.3;
 /// [`SPARSE_BREAK_EVEN_DENSITY`] on Intel's AVX-512 cores, measured on Sapphire
 /// Rapids, whose two full-width FMA units run the dense GEMM twice as fast as Zen 4's
 /// halves while the sparse kernels stay bound by their vector loads (Intel cores with
-/// one 512-bit FMA unit get these values too, unmeasured). There the sparse kernel crossed its
-/// own dense path (S expanded, then the GEMM) at about 32% on the lesson's forward
-/// product (200 x 200 x 784) and at about 42% on its weight gradient by columns (784 x
-/// 200 x 200, B's rows copied onto lines); medians of 15 calls at 30, 40 and 50%.
+/// one 512-bit FMA unit get these values too, unmeasured). There the sparse kernel
+/// crossed its own dense path (S expanded, then the GEMM) at about 32% on the lesson's
+/// forward product (200 x 200 x 784) and at about 42% on its weight gradient by
+/// columns (784 x 200 x 200, B's rows copied onto lines); medians of 15 calls at 30,
+/// 40 and 50%.
 pub const SPARSE_BREAK_EVEN_DENSITY_INTEL_AVX512: f64 = 0.35;
 
 /// [`SPARSE_T_BREAK_EVEN_DENSITY`] on Intel's AVX-512 cores: the scatter crossed its
@@ -101,11 +102,11 @@ impl Kernels {
     /// `workspace`: none when B's rows are contiguous (`B.t()` of a row-major matrix
     /// is not) and the sparse path is wanted; k * n floats to pack a B whose rows are
     /// strided; [`sparse_gemm_workspace_len`] to let the call run the dense GEMM above
-    /// the break-even density ([`Kernels::sparse_break_even_densities`]), and, where a vector is a 64-byte cache line
-    /// (AVX-512) and S reads each row of B many times, copy B's rows onto lines first
-    /// (same bits; a row off a line makes every load of it cross two). `Err`, with
-    /// nothing written, when the shapes disagree or B needs packing and the workspace
-    /// is short.
+    /// the break-even density ([`Kernels::sparse_break_even_densities`]), and, where a
+    /// vector is a 64-byte cache line (AVX-512) and S reads each row of B many times,
+    /// copy B's rows onto lines first (same bits; a row off a line makes every load of
+    /// it cross two). `Err`, with nothing written, when the shapes disagree or B needs
+    /// packing and the workspace is short.
     ///
     /// ```
     /// use mlp_kernels::{CsrRef, Kernels, MatMut, MatRef};
