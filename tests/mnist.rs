@@ -4,6 +4,8 @@
 
 #[path = "../examples/mnist/aligned.rs"]
 mod aligned;
+#[path = "../examples/mnist/huge_pages.rs"]
+mod huge_pages;
 #[path = "../examples/mnist/idx.rs"]
 mod idx;
 #[path = "../examples/mnist/train.rs"]

@@ -96,10 +96,10 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Idx, IdxError> {
             ),
         ));
     }
-    Ok(Idx {
-        dims,
-        data: data.to_vec(),
-    })
+    // On huge pages where the OS offers them: batches read images at random places.
+    let mut copy = crate::huge_pages::with_capacity(data.len());
+    copy.extend_from_slice(data);
+    Ok(Idx { dims, data: copy })
 }
 
 /// Reads an IDX file, gunzipping it when its name ends in `.gz`.

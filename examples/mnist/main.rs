@@ -6,6 +6,7 @@
 //! ```
 
 mod aligned;
+mod huge_pages;
 mod idx;
 mod train;
 

@@ -194,13 +194,17 @@ impl SparseImages {
     /// `None` if an image has more pixels than a 16-bit index reaches.
     pub fn new(split: &idx::Split) -> Option<SparseImages> {
         let d = split.pixels_per_image;
+        let images = split.images.chunks_exact(d).take(split.count);
+        // Counted first, so that the entries' buffers are made at their size, on
+        // huge pages where the OS offers them (batches read them at random places).
+        let nnz = images.clone().flatten().filter(|&&v| v != 0).count();
         let mut s = SparseImages {
             offsets: Vec::with_capacity(split.count + 1),
-            indices: Vec::new(),
-            values: Vec::new(),
+            indices: crate::huge_pages::with_capacity(nnz),
+            values: crate::huge_pages::with_capacity(nnz),
         };
         s.offsets.push(0);
-        for img in split.images.chunks_exact(d).take(split.count) {
+        for img in images {
             for (p, &v) in img.iter().enumerate() {
                 if v != 0 {
                     s.indices.push(u16::try_from(p).ok()?);
