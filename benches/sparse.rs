@@ -71,6 +71,9 @@ fn sparse(c: &mut Criterion) {
     let (batch_rows, inp, out) = (200, 784, 200);
     let wt = data(inp * out, 1, 0); // W^T, in x out
     let wt_skewed = data(inp * out, 1, 4);
+    // W^T's rows 208 floats apart, each on a line (`SparseLinear::line_row_stride`).
+    let lined = out.next_multiple_of(16);
+    let wt_lined = data(inp * lined, 1, 0);
     let dy = data(batch_rows * out, 2, 0);
     for density in [0.05, 0.19, 0.35, 0.5] {
         let (off, idx, val, dense) = batch(batch_rows, inp, density);
@@ -107,6 +110,17 @@ fn sparse(c: &mut Criterion) {
                 |b| {
                     b.iter(|| {
                         let bv = MatRef::row_major(&wt_skewed[4..], inp, out).unwrap();
+                        let cv = MatMut::row_major(&mut y, batch_rows, out).unwrap();
+                        kern.sparse_gemm(1.0, black_box(s), bv, 0.0, cv, &mut [])
+                            .unwrap();
+                    })
+                },
+            );
+            group.bench_function(
+                BenchmarkId::new("sparse_gemm, W^T rows on lines", kern.backend().name()),
+                |b| {
+                    b.iter(|| {
+                        let bv = MatRef::new(&wt_lined, inp, out, lined, 1).unwrap();
                         let cv = MatMut::row_major(&mut y, batch_rows, out).unwrap();
                         kern.sparse_gemm(1.0, black_box(s), bv, 0.0, cv, &mut [])
                             .unwrap();

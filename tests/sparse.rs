@@ -677,6 +677,137 @@ fn sparse_linear_refuses_bad_lengths() {
     assert_eq!(g, [3.0; 6]);
 }
 
+/// `weight_t` with rows `row_stride` floats apart: the forward pass against the f64
+/// definition, and every method with the bits of the packed layout (a stride moves the
+/// rows, nothing else), on one and two threads. A NaN between the rows of the weight
+/// would reach y if it were read, and one between the rows of the gradient must still
+/// be there afterwards. A stride below `out_features` and a packed length are refused.
+#[test]
+fn a_row_stride_moves_the_rows_and_nothing_else() {
+    let kern = Kernels::detect();
+    let mut rng = SplitMix(21);
+    let (scale, shift) = (0.0127f32, -0.4242f32);
+    for (batch, inp, out, stride) in [(40, 784, 200, 208), (9, 30, 7, 16), (5, 12, 33, 37)] {
+        let s = Sparse::random(batch, inp, 0.19, &mut rng);
+        let wt = random_vec(inp * out, &mut rng);
+        let bias = random_vec(out, &mut rng);
+        let dy = random_vec(batch * out, &mut rng);
+        // The packed weight's rows `stride` apart, NaN between them.
+        let spread = |packed: &[f32]| -> Vec<f32> {
+            let mut w = vec![f32::NAN; inp * stride];
+            for (row, p) in w.chunks_exact_mut(stride).zip(packed.chunks_exact(out)) {
+                row[..out].copy_from_slice(p);
+            }
+            w
+        };
+        let rows = |w: &[f32]| -> Vec<f32> {
+            w.chunks_exact(stride)
+                .flat_map(|r| r[..out].to_vec())
+                .collect()
+        };
+        let between_is_nan = |w: &[f32]| {
+            w.chunks_exact(stride)
+                .all(|r| r[out..].iter().all(|v| v.is_nan()))
+        };
+        let nnz = s.values.len();
+        let (mut xo, mut xi, mut xv) = (vec![0; inp + 1], vec![0u32; nnz], vec![0.0; nnz]);
+        let x_t = s.view().transpose_into(&mut xo, &mut xi, &mut xv).unwrap();
+        for threads in [1, 2] {
+            let packed = SparseLinear::new(inp, out)
+                .with_normalisation(scale, shift)
+                .with_threads(threads);
+            let strided = packed.with_row_stride(stride);
+            assert_eq!(strided.weight_t_len(), inp * stride);
+            let mut ws = vec![0.0; packed.fast_workspace_len(batch)];
+            let w_strided = spread(&wt);
+            let (mut y_p, mut y_s) = (vec![0.0; batch * out], vec![0.0; batch * out]);
+            packed
+                .forward(&kern, s.view(), &wt, Some(&bias), &mut y_p, &mut ws)
+                .unwrap();
+            strided
+                .forward(&kern, s.view(), &w_strided, Some(&bias), &mut y_s, &mut ws)
+                .unwrap();
+            assert!(
+                y_p == y_s,
+                "forward, {inp}x{out} stride {stride}, {threads} threads"
+            );
+            // y = (scale * x + shift) W^T + b, from the dense x in f64.
+            let norm: Vec<f32> = s.dense.iter().map(|&x| scale * x + shift).collect();
+            let b_at = |p: usize, j: usize| wt[p * out + j];
+            let with_bias: Vec<f32> = (0..batch * out).map(|e| bias[e % out]).collect();
+            let (want, bound) = reference(1.0, &norm, batch, inp, &b_at, out, 1.0, &with_bias);
+            // (The sparse form sums scale * (x W^T) and shift * colsum apart: a few
+            // more roundings of terms as large.)
+            let bound: Vec<f64> = bound.iter().map(|b| 4.0 * b).collect();
+            assert_close("strided forward", &y_s, &want, &bound);
+            // The gradient by rows, added to the weight's own values.
+            let (mut g_p, mut g_s) = (wt.clone(), spread(&wt));
+            let (mut gb_p, mut gb_s) = (vec![0.0; out], vec![0.0; out]);
+            packed
+                .backward(
+                    &kern,
+                    s.view(),
+                    &dy,
+                    &mut g_p,
+                    Some(&mut gb_p),
+                    true,
+                    &mut ws,
+                )
+                .unwrap();
+            strided
+                .backward(
+                    &kern,
+                    s.view(),
+                    &dy,
+                    &mut g_s,
+                    Some(&mut gb_s),
+                    true,
+                    &mut ws,
+                )
+                .unwrap();
+            assert!(rows(&g_s) == g_p && gb_s == gb_p && between_is_nan(&g_s));
+            // By columns, overwritten and added to.
+            for accumulate in [false, true] {
+                let (mut g_p, mut g_s) = (wt.clone(), spread(&wt));
+                packed
+                    .backward_transposed(&kern, x_t, &dy, &mut g_p, None, accumulate, &mut ws)
+                    .unwrap();
+                strided
+                    .backward_transposed(&kern, x_t, &dy, &mut g_s, None, accumulate, &mut ws)
+                    .unwrap();
+                assert!(
+                    rows(&g_s) == g_p && between_is_nan(&g_s),
+                    "by columns, {accumulate}"
+                );
+            }
+        }
+        // Refused, with nothing written.
+        let layer = SparseLinear::new(inp, out).with_row_stride(stride);
+        let mut y = vec![7.0; batch * out];
+        let mut ws = vec![0.0; layer.workspace_len()];
+        let narrow = layer.with_row_stride(out - 1);
+        let w = spread(&wt);
+        assert!(matches!(
+            narrow.forward(&kern, s.view(), &w, None, &mut y, &mut ws),
+            Err(Error::InvalidParameter {
+                name: "row_stride",
+                ..
+            })
+        ));
+        assert!(matches!(
+            layer.forward(&kern, s.view(), &wt, None, &mut y, &mut ws),
+            Err(Error::ShapeMismatch { .. })
+        ));
+        let mut g = vec![3.0; inp * out];
+        assert!(
+            layer
+                .backward(&kern, s.view(), &dy, &mut g, None, false, &mut ws)
+                .is_err()
+        );
+        assert!(y.iter().all(|&v| v == 7.0) && g.iter().all(|&v| v == 3.0));
+    }
+}
+
 /// Asking for more threads than cores (or for 0, all of them) gives the one-thread
 /// answer; the pool never gets more workers than cores either way.
 #[test]

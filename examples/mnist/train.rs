@@ -21,7 +21,8 @@ pub const NORM_SHIFT: f32 = -0.1307 / 0.3081;
 /// Parameters, gradients and momentum buffers of the three layers.
 ///
 /// With `sparse` set, the first layer is a [`SparseLinear`] on the raw pixels, and
-/// `w[0]`, `gw[0]` and `mw[0]` hold W1^T (784 x 200) instead of W1.
+/// `w[0]`, `gw[0]` and `mw[0]` hold W1^T (784 x 200, rows 208 floats apart so that each
+/// starts on a cache line; the 8 floats between rows stay 0) instead of W1.
 pub struct Net {
     pub layers: [Linear; 3],
     pub sparse: Option<SparseLinear>,
@@ -72,19 +73,36 @@ impl Net {
             return;
         }
         let l = self.layers[0];
-        self.w[0] = Floats::from_slice(&transpose(&self.w[0], l.out_features, l.in_features));
-        self.sparse = Some(
-            SparseLinear::new(l.in_features, l.out_features)
-                .with_normalisation(NORM_SCALE, NORM_SHIFT)
-                .with_threads(l.threads),
-        );
+        let sl = SparseLinear::new(l.in_features, l.out_features)
+            .with_normalisation(NORM_SCALE, NORM_SHIFT)
+            .with_threads(l.threads);
+        let sl = sl.with_row_stride(sl.line_row_stride());
+        let w_t = transpose(&self.w[0], l.out_features, l.in_features);
+        let mut padded = Floats::zeros(sl.weight_t_len());
+        let rows = padded.chunks_exact_mut(sl.row_stride);
+        for (row, w_row) in rows.zip(w_t.chunks_exact(l.out_features)) {
+            row.iter_mut().zip(w_row).for_each(|(w, &v)| *w = v);
+        }
+        self.w[0] = padded;
+        // Zero between the rows, and so they stay: the layer never writes there, and
+        // SGD moves a weight by its gradient and momentum, both 0.
+        self.gw[0] = Floats::zeros(sl.weight_t_len());
+        self.mw[0] = Floats::zeros(sl.weight_t_len());
+        self.sparse = Some(sl);
     }
 
     /// W1 in PyTorch's layout (out x in), whichever form the layer has.
     pub fn w1(&self) -> Vec<f32> {
         let l = self.layers[0];
         match self.sparse {
-            Some(_) => transpose(&self.w[0], l.in_features, l.out_features),
+            Some(sl) => {
+                let rows = self.w[0].chunks_exact(sl.row_stride);
+                let w_t: Vec<f32> = rows
+                    .flat_map(|r| r.iter().take(l.out_features))
+                    .copied()
+                    .collect();
+                transpose(&w_t, l.in_features, l.out_features)
+            }
             None => self.w[0].to_vec(),
         }
     }

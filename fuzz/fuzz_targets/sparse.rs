@@ -10,9 +10,10 @@
 //! `SparseLinear`'s weight gradient by rows (`backward`) and by columns
 //! (`backward_transposed`) are both the f64 definition, exactly (small integers), as
 //! is its forward pass on two threads with the transpose made beside it
-//! (`forward_transposing`); and a product whose odd rows repeat the columns of the row
-//! above (some dropped, some of its own added), which the AVX2 backend takes in pairs,
-//! with or without an infinity in B.
+//! (`forward_transposing`), all with the rows of W^T and dW^T up to 3 floats further
+//! apart than their length and NaN between them, never read or written; and a product
+//! whose odd rows repeat the columns of the row above (some dropped, some of its own
+//! added), which the AVX2 backend takes in pairs, with or without an infinity in B.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -142,16 +143,21 @@ fuzz_target!(|data: &[u8]| {
         [1.0f32, 2.0][form as usize >> 3 & 1],
         [0.0f32, -1.0][form as usize >> 4 & 1],
     );
-    let layer = SparseLinear::new(kk, n).with_normalisation(scale, shift);
+    // Rows of W^T and dW^T 0-3 floats further apart than n; NaN between them, where
+    // nothing may read or write.
+    let stride = n + (form as usize >> 5 & 3);
+    let layer = SparseLinear::new(kk, n)
+        .with_normalisation(scale, shift)
+        .with_row_stride(stride);
     let dy: Vec<f32> = (0..m * n)
         .map(|_| f32::from(bytes.next().unwrap_or(5) as i8 % 8))
         .collect();
     let mut ws = vec![0.0; layer.workspace_len()];
-    let (mut g_rows, mut b_rows) = (vec![f32::NAN; kk * n], vec![f32::NAN; n]);
+    let (mut g_rows, mut b_rows) = (vec![f32::NAN; kk * stride], vec![f32::NAN; n]);
     layer
         .backward(&k, s, &dy, &mut g_rows, Some(&mut b_rows), false, &mut ws)
         .unwrap();
-    let (mut g_cols, mut b_cols) = (vec![f32::NAN; kk * n], vec![f32::NAN; n]);
+    let (mut g_cols, mut b_cols) = (vec![f32::NAN; kk * stride], vec![f32::NAN; n]);
     layer
         .backward_transposed(&k, t, &dy, &mut g_cols, Some(&mut b_cols), false, &mut ws)
         .unwrap();
@@ -165,36 +171,61 @@ fuzz_target!(|data: &[u8]| {
                 .sum();
             let want = f64::from(scale) * sum + f64::from(shift) * db;
             assert_eq!(
-                f64::from(g_rows[p * n + j]),
+                f64::from(g_rows[p * stride + j]),
                 want,
                 "dW^T by rows ({p}, {j})"
             );
             assert_eq!(
-                f64::from(g_cols[p * n + j]),
+                f64::from(g_cols[p * stride + j]),
                 want,
                 "dW^T by columns ({p}, {j})"
             );
         }
     }
+    let between = |g: &[f32]| {
+        g.chunks_exact(stride)
+            .all(|r| r[n..].iter().all(|v| v.is_nan()))
+    };
+    assert!(
+        between(&g_rows) && between(&g_cols),
+        "written between dW^T's rows"
+    );
     // The forward pass with the transpose made beside it (two threads: in the second
     // thread's part): the f64 definition, exactly, and the same transpose.
-    let wt: Vec<f32> = (0..kk * n)
-        .map(|_| f32::from(bytes.next().unwrap_or(3) as i8 % 8))
+    let wt: Vec<f32> = (0..kk * stride)
+        .map(|e| match e % stride < n {
+            true => f32::from(bytes.next().unwrap_or(3) as i8 % 8),
+            false => f32::NAN,
+        })
         .collect();
     let bias: Vec<f32> = (0..n).map(|j| (j % 5) as f32 - 2.0).collect();
     let mut y = vec![f32::NAN; m * n];
     let (mut uo, mut ui, mut uv) = (vec![0usize; kk + 1], vec![0u32; nnz], vec![0.0f32; nnz]);
     let u = layer
         .with_threads(2)
-        .forward_transposing(&k, s, &wt, Some(&bias), &mut y, &mut ws, &mut uo, &mut ui, &mut uv)
+        .forward_transposing(
+            &k,
+            s,
+            &wt,
+            Some(&bias),
+            &mut y,
+            &mut ws,
+            &mut uo,
+            &mut ui,
+            &mut uv,
+        )
         .unwrap();
-    assert_eq!(u.parts(), t.parts(), "the transpose beside the forward pass");
+    assert_eq!(
+        u.parts(),
+        t.parts(),
+        "the transpose beside the forward pass"
+    );
     for i in 0..m {
         for j in 0..n {
             let (mut sx, mut sw) = (0.0f64, 0.0f64);
             for p in 0..kk {
-                sx += dense[i * kk + p] * f64::from(wt[p * n + j]);
-                sw += f64::from(wt[p * n + j]);
+                sx += dense[i * kk + p] * f64::from(wt[p * stride + j]);
+                sw += f64::from(wt[p * stride + j]);
             }
             let want = f64::from(scale) * sx + f64::from(bias[j]) + f64::from(shift) * sw;
             assert_eq!(f64::from(y[i * n + j]), want, "y ({i}, {j})");

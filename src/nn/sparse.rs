@@ -25,14 +25,16 @@ use super::{Add, SumOfRows};
 /// and the weight gradient of [`Linear`](super::Linear) on that input, at the cost of
 /// x's non-zeros.
 ///
-/// The weight is held transposed, `weight_t` = W^T (in x out, row-major: `W[j][i]` at
-/// `weight_t[i * out + j]`), because the kernel reads it by rows. The layer gives no
-/// input gradient: its input is data.
+/// The weight is held transposed, `weight_t` = W^T (in x out, by rows: `W[j][i]` at
+/// `weight_t[i * row_stride + j]`, `row_stride` = out unless set), because the kernel
+/// reads it by rows. The layer gives no input gradient: its input is data.
 ///
 /// Each stored input reads a row of `weight_t`: start it (and the gradient) on a
 /// 64-byte boundary, or every vector load crosses two cache lines. A large `Vec`
 /// starts 16 bytes past one with glibc, and the lesson's forward product then takes
-/// 1.3x as long (BENCHMARKS.md).
+/// 1.3x as long (BENCHMARKS.md). With [`line_row_stride`](Self::line_row_stride)
+/// every row starts on a line too, where 200 floats a row leave every other row 32
+/// bytes past one.
 ///
 /// ```
 /// use mlp_kernels::{CsrRef, Kernels, Linear, SparseLinear};
@@ -66,6 +68,10 @@ pub struct SparseLinear {
     pub shift: f32,
     /// Threads for the products (1 without the `std` feature).
     pub threads: usize,
+    /// Floats from one row of `weight_t`, and of its gradient, to the next: at least
+    /// `out_features` (the default); the floats between rows are never read or
+    /// written.
+    pub row_stride: usize,
 }
 
 impl SparseLinear {
@@ -77,7 +83,37 @@ impl SparseLinear {
             scale: 1.0,
             shift: 0.0,
             threads: 1,
+            row_stride: out_features,
         }
+    }
+
+    /// The same layer with rows of `weight_t` (and of the weight gradient)
+    /// `row_stride` floats apart; a stride below `out_features` is refused by every
+    /// method.
+    ///
+    /// ```
+    /// use mlp_kernels::SparseLinear;
+    /// let layer = SparseLinear::new(784, 200);
+    /// let lined = layer.with_row_stride(layer.line_row_stride());
+    /// assert_eq!((lined.row_stride, lined.weight_t_len()), (208, 784 * 208));
+    /// ```
+    pub fn with_row_stride(self, row_stride: usize) -> SparseLinear {
+        SparseLinear { row_stride, ..self }
+    }
+
+    /// `out_features` rounded up to 16 floats: with this row stride and `weight_t` on
+    /// a 64-byte boundary, every row of W^T starts on a cache line. The forward
+    /// product loads a row of W^T per stored input, and a load across two lines costs
+    /// about two: on Sapphire Rapids the lesson's forward product took 1/1.2 of the
+    /// time with rows of 208 floats instead of 200 (BENCHMARKS.md).
+    pub fn line_row_stride(&self) -> usize {
+        self.out_features.next_multiple_of(16)
+    }
+
+    /// The length of `weight_t` and of its gradient: `in_features * row_stride`
+    /// (saturating; such a length is refused).
+    pub fn weight_t_len(&self) -> usize {
+        self.in_features.saturating_mul(self.row_stride)
     }
 
     /// The same layer on inputs normalised as `scale * x + shift`. For MNIST's
@@ -154,11 +190,19 @@ impl SparseLinear {
             });
         }
         check_len(what, i, cols)?;
-        let w_len = i.checked_mul(o).ok_or(Error::InvalidParameter {
-            name: "weight_t",
-            reason: "size overflows usize",
-        })?;
-        check_len("weight_t (in x out)", w_len, weight_t.len())?;
+        if self.row_stride < o {
+            return Err(Error::InvalidParameter {
+                name: "row_stride",
+                reason: "must be >= out_features",
+            });
+        }
+        let w_len = i
+            .checked_mul(self.row_stride)
+            .ok_or(Error::InvalidParameter {
+                name: "weight_t",
+                reason: "size overflows usize",
+            })?;
+        check_len("weight_t (in x row_stride)", w_len, weight_t.len())?;
         Ok(rows)
     }
 
@@ -311,7 +355,7 @@ impl SparseLinear {
             .unwrap_or((&mut [], &mut []));
         // The start row: b + shift * (the column sums of W^T, one per output).
         if self.shift != 0.0 {
-            column_sums(k, self.threads, weight_t, o, row);
+            column_sums(k, self.threads, weight_t, self.row_stride, row);
             k.isa.vectorize(MapInPlace {
                 x: &mut *row,
                 f: Scale(self.shift),
@@ -326,7 +370,7 @@ impl SparseLinear {
                 f: Add,
             });
         }
-        let wt = MatRef::row_major(weight_t, i, o)?;
+        let wt = MatRef::new(weight_t, i, o, self.row_stride, 1)?;
         k.sparse_gemm_plus_row(
             self.threads,
             self.scale,
@@ -431,9 +475,9 @@ impl SparseLinear {
         let weight_len = grad_weight_t.len();
         // The gradient has W^T's shape; check it as the weight would be.
         let batch = {
-            let (i, o) = (self.in_features, self.out_features);
-            if i.checked_mul(o) != Some(weight_len) {
-                check_len("grad weight_t (in x out)", i.saturating_mul(o), weight_len)?;
+            let len = self.weight_t_len();
+            if self.row_stride >= self.out_features && len != weight_len {
+                check_len("grad weight_t (in x row_stride)", len, weight_len)?;
             }
             match x {
                 Batch::Rows(x) => self.check(&x, grad_weight_t)?,
@@ -445,7 +489,7 @@ impl SparseLinear {
                 )?,
             }
         };
-        let (i, o) = (self.in_features, self.out_features);
+        let (i, o, stride) = (self.in_features, self.out_features, self.row_stride);
         let dy_len = batch.checked_mul(o).ok_or(Error::InvalidParameter {
             name: "dy",
             reason: "size overflows usize",
@@ -486,31 +530,37 @@ impl SparseLinear {
                     x_t,
                     dy,
                     col_sums,
-                    MatMut::row_major(grad_weight_t, i, o)?,
+                    MatMut::new(grad_weight_t, i, o, stride, 1)?,
                     rest,
                     None,
                 )
             }
             Batch::Columns(x_t) => {
-                fill_rows(k, self.threads, grad_weight_t, col_sums, true);
+                fill_rows(k, self.threads, (grad_weight_t, stride), col_sums, true);
                 k.sparse_gemm_scaled(
                     self.threads,
                     self.scale,
                     x_t,
                     dy,
                     1.0,
-                    MatMut::row_major(grad_weight_t, i, o)?,
+                    MatMut::new(grad_weight_t, i, o, stride, 1)?,
                 )
             }
             Batch::Rows(x) => {
-                fill_rows(k, self.threads, grad_weight_t, col_sums, accumulate);
+                fill_rows(
+                    k,
+                    self.threads,
+                    (grad_weight_t, stride),
+                    col_sums,
+                    accumulate,
+                );
                 k.sparse_t_gemm_parts(
                     self.threads,
                     self.scale,
                     x,
                     dy,
                     1.0,
-                    MatMut::row_major(grad_weight_t, i, o)?,
+                    MatMut::new(grad_weight_t, i, o, stride, 1)?,
                     &mut [],
                 )
             }
@@ -525,14 +575,14 @@ enum Batch<'a> {
     Columns(CsrRef<'a>),
 }
 
-/// `row[j] = sum over the rows of m[.., j]` (m row-major, `o` wide), in row order
-/// for each column, so that the bits do not depend on the threads (which take runs of
-/// columns).
-fn column_sums(k: &Kernels, threads: usize, m: &[f32], o: usize, row: &mut [f32]) {
+/// `row[j] = sum over the rows of m[.., j]` (m by rows `width` floats apart, of which
+/// the first `row.len()` are summed), in row order for each column, so that the bits
+/// do not depend on the threads (which take runs of columns).
+fn column_sums(k: &Kernels, threads: usize, m: &[f32], width: usize, row: &mut [f32]) {
     let sums = |lo: usize, dst: &mut [f32]| {
         k.isa.vectorize(SumOfRows {
             m,
-            width: o,
+            width,
             lo,
             dst,
             accumulate: false,
@@ -541,7 +591,7 @@ fn column_sums(k: &Kernels, threads: usize, m: &[f32], o: usize, row: &mut [f32]
     #[cfg(feature = "std")]
     if threads > 1 {
         // Runs of 16 columns, each summed over all of m's rows.
-        let rows = m.len() / o.max(1);
+        let rows = m.len() / width.max(1);
         crate::parallel::split_mut(threads, row, 16, rows, &sums);
         return;
     }
@@ -549,14 +599,24 @@ fn column_sums(k: &Kernels, threads: usize, m: &[f32], o: usize, row: &mut [f32]
     sums(0, row)
 }
 
-/// Every row of `g` set to `row`, or `row` added to it.
-fn fill_rows(k: &Kernels, threads: usize, g: &mut [f32], row: &[f32], accumulate: bool) {
-    let o = row.len();
-    if o == 0 {
-        return; // (the layers refuse it; `chunks_exact_mut` would panic)
+/// The first `row.len()` floats of every row of `g` (rows `stride` apart) set to
+/// `row`, or `row` added to them.
+fn fill_rows(
+    k: &Kernels,
+    threads: usize,
+    (g, stride): (&mut [f32], usize),
+    row: &[f32],
+    accumulate: bool,
+) {
+    if row.is_empty() || stride < row.len() {
+        return; // (the layers refuse both; `chunks_exact_mut(0)` would panic)
     }
     let fill = |g: &mut [f32]| {
-        for g_row in g.chunks_exact_mut(o) {
+        for g_row in g.chunks_exact_mut(stride) {
+            // (Never `None`: stride >= row.len(), checked above.)
+            let Some(g_row) = g_row.get_mut(..row.len()) else {
+                continue;
+            };
             if accumulate {
                 k.isa.vectorize(ZipInPlace {
                     a: row,
@@ -564,7 +624,7 @@ fn fill_rows(k: &Kernels, threads: usize, g: &mut [f32], row: &[f32], accumulate
                     f: Add,
                 });
             } else {
-                // Equal lengths (o); a zip, not `copy_from_slice`, has no panic path.
+                // Equal lengths; a zip, not `copy_from_slice`, has no panic path.
                 g_row.iter_mut().zip(row).for_each(|(g, &r)| *g = r);
             }
         }
@@ -572,7 +632,7 @@ fn fill_rows(k: &Kernels, threads: usize, g: &mut [f32], row: &[f32], accumulate
     #[cfg(feature = "std")]
     if threads > 1 {
         // Runs of whole rows.
-        crate::parallel::split_mut(threads, g, o, 1, &|_, rows| fill(rows));
+        crate::parallel::split_mut(threads, g, stride, 1, &|_, rows| fill(rows));
         return;
     }
     let _ = threads;
