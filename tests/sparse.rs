@@ -679,15 +679,22 @@ fn sparse_linear_refuses_bad_lengths() {
 
 /// `weight_t` with rows `row_stride` floats apart: the forward pass against the f64
 /// definition, and every method with the bits of the packed layout (a stride moves the
-/// rows, nothing else), on one and two threads. A NaN between the rows of the weight
-/// would reach y if it were read, and one between the rows of the gradient must still
-/// be there afterwards. A stride below `out_features` and a packed length are refused.
+/// rows, nothing else), on every backend and on one and two threads. A NaN between the
+/// rows of the weight would reach y if it were read, and one between the rows of the
+/// gradient must still be there afterwards. The largest case reads each row of W^T
+/// about 76 times, so that AVX-512 on one thread copies the strided rows onto lines.
+/// A stride below `out_features` and a packed length are refused, with nothing written.
 #[test]
 fn a_row_stride_moves_the_rows_and_nothing_else() {
-    let kern = Kernels::detect();
     let mut rng = SplitMix(21);
     let (scale, shift) = (0.0127f32, -0.4242f32);
-    for (batch, inp, out, stride) in [(40, 784, 200, 208), (9, 30, 7, 16), (5, 12, 33, 37)] {
+    let cases = [
+        (40, 784, 200, 208),
+        (400, 784, 200, 203),
+        (9, 30, 7, 16),
+        (5, 12, 33, 37),
+    ];
+    for (batch, inp, out, stride) in cases {
         let s = Sparse::random(batch, inp, 0.19, &mut rng);
         let wt = random_vec(inp * out, &mut rng);
         let bias = random_vec(out, &mut rng);
@@ -712,83 +719,87 @@ fn a_row_stride_moves_the_rows_and_nothing_else() {
         let nnz = s.values.len();
         let (mut xo, mut xi, mut xv) = (vec![0; inp + 1], vec![0u32; nnz], vec![0.0; nnz]);
         let x_t = s.view().transpose_into(&mut xo, &mut xi, &mut xv).unwrap();
-        for threads in [1, 2] {
-            let packed = SparseLinear::new(inp, out)
-                .with_normalisation(scale, shift)
-                .with_threads(threads);
-            let strided = packed.with_row_stride(stride);
-            assert_eq!(strided.weight_t_len(), inp * stride);
-            let mut ws = vec![0.0; packed.fast_workspace_len(batch)];
-            let w_strided = spread(&wt);
-            let (mut y_p, mut y_s) = (vec![0.0; batch * out], vec![0.0; batch * out]);
-            packed
-                .forward(&kern, s.view(), &wt, Some(&bias), &mut y_p, &mut ws)
-                .unwrap();
-            strided
-                .forward(&kern, s.view(), &w_strided, Some(&bias), &mut y_s, &mut ws)
-                .unwrap();
-            assert!(
-                y_p == y_s,
-                "forward, {inp}x{out} stride {stride}, {threads} threads"
-            );
-            // y = (scale * x + shift) W^T + b, from the dense x in f64.
-            let norm: Vec<f32> = s.dense.iter().map(|&x| scale * x + shift).collect();
-            let b_at = |p: usize, j: usize| wt[p * out + j];
-            let with_bias: Vec<f32> = (0..batch * out).map(|e| bias[e % out]).collect();
-            let (want, bound) = reference(1.0, &norm, batch, inp, &b_at, out, 1.0, &with_bias);
-            // (The sparse form sums scale * (x W^T) and shift * colsum apart: a few
-            // more roundings of terms as large.)
-            let bound: Vec<f64> = bound.iter().map(|b| 4.0 * b).collect();
-            assert_close("strided forward", &y_s, &want, &bound);
-            // The gradient by rows, added to the weight's own values.
-            let (mut g_p, mut g_s) = (wt.clone(), spread(&wt));
-            let (mut gb_p, mut gb_s) = (vec![0.0; out], vec![0.0; out]);
-            packed
-                .backward(
-                    &kern,
-                    s.view(),
-                    &dy,
-                    &mut g_p,
-                    Some(&mut gb_p),
-                    true,
-                    &mut ws,
-                )
-                .unwrap();
-            strided
-                .backward(
-                    &kern,
-                    s.view(),
-                    &dy,
-                    &mut g_s,
-                    Some(&mut gb_s),
-                    true,
-                    &mut ws,
-                )
-                .unwrap();
-            assert!(rows(&g_s) == g_p && gb_s == gb_p && between_is_nan(&g_s));
-            // By columns, overwritten and added to.
-            for accumulate in [false, true] {
-                let (mut g_p, mut g_s) = (wt.clone(), spread(&wt));
+        // y = (scale * x + shift) W^T + b, from the dense x in f64; the sparse form
+        // sums scale * (x W^T) and shift * colsum apart, a few more roundings of terms
+        // as large.
+        let norm: Vec<f32> = s.dense.iter().map(|&x| scale * x + shift).collect();
+        let b_at = |p: usize, j: usize| wt[p * out + j];
+        let with_bias: Vec<f32> = (0..batch * out).map(|e| bias[e % out]).collect();
+        let (want, bound) = reference(1.0, &norm, batch, inp, &b_at, out, 1.0, &with_bias);
+        let bound: Vec<f64> = bound.iter().map(|b| 4.0 * b).collect();
+        let w_strided = spread(&wt);
+        for kern in kernels() {
+            for threads in [1, 2] {
+                let at = format!("{inp}x{out}, stride {stride}, {kern:?}, {threads} threads");
+                let packed = SparseLinear::new(inp, out)
+                    .with_normalisation(scale, shift)
+                    .with_threads(threads);
+                let strided = packed.with_row_stride(stride);
+                let mut ws = vec![0.0; packed.fast_workspace_len(batch)];
+                let (mut y_p, mut y_s) = (vec![0.0; batch * out], vec![0.0; batch * out]);
                 packed
-                    .backward_transposed(&kern, x_t, &dy, &mut g_p, None, accumulate, &mut ws)
+                    .forward(&kern, s.view(), &wt, Some(&bias), &mut y_p, &mut ws)
                     .unwrap();
                 strided
-                    .backward_transposed(&kern, x_t, &dy, &mut g_s, None, accumulate, &mut ws)
+                    .forward(&kern, s.view(), &w_strided, Some(&bias), &mut y_s, &mut ws)
                     .unwrap();
-                assert!(
-                    rows(&g_s) == g_p && between_is_nan(&g_s),
-                    "by columns, {accumulate}"
-                );
+                assert!(y_p == y_s, "forward, {at}");
+                assert_close(&format!("strided forward, {at}"), &y_s, &want, &bound);
+                let (mut uo, mut ui, mut uv) = (vec![0; inp + 1], vec![0u32; nnz], vec![0.0; nnz]);
+                let mut y_t = vec![0.0; batch * out];
+                let b = Some(&bias[..]);
+                let u = strided
+                    .forward_transposing(
+                        &kern,
+                        s.view(),
+                        &w_strided,
+                        b,
+                        &mut y_t,
+                        &mut ws,
+                        &mut uo,
+                        &mut ui,
+                        &mut uv,
+                    )
+                    .unwrap();
+                assert!(y_t == y_p && u.nnz() == nnz, "forward_transposing, {at}");
+                // By rows and by columns, overwritten and added to.
+                for accumulate in [false, true] {
+                    let (mut g_p, mut g_s) = (wt.clone(), spread(&wt));
+                    let (mut gb_p, mut gb_s) = (vec![0.0; out], vec![0.0; out]);
+                    let (gp, gs) = (Some(&mut gb_p[..]), Some(&mut gb_s[..]));
+                    packed
+                        .backward(&kern, s.view(), &dy, &mut g_p, gp, accumulate, &mut ws)
+                        .unwrap();
+                    strided
+                        .backward(&kern, s.view(), &dy, &mut g_s, gs, accumulate, &mut ws)
+                        .unwrap();
+                    assert!(
+                        rows(&g_s) == g_p && gb_s == gb_p && between_is_nan(&g_s),
+                        "by rows, {accumulate}, {at}"
+                    );
+                    let (mut g_p, mut g_s) = (wt.clone(), spread(&wt));
+                    packed
+                        .backward_transposed(&kern, x_t, &dy, &mut g_p, None, accumulate, &mut ws)
+                        .unwrap();
+                    strided
+                        .backward_transposed(&kern, x_t, &dy, &mut g_s, None, accumulate, &mut ws)
+                        .unwrap();
+                    assert!(
+                        rows(&g_s) == g_p && between_is_nan(&g_s),
+                        "by columns, {accumulate}, {at}"
+                    );
+                }
             }
         }
         // Refused, with nothing written.
+        let kern = Kernels::detect();
         let layer = SparseLinear::new(inp, out).with_row_stride(stride);
+        assert_eq!(layer.weight_t_len(), inp * stride);
         let mut y = vec![7.0; batch * out];
         let mut ws = vec![0.0; layer.workspace_len()];
         let narrow = layer.with_row_stride(out - 1);
-        let w = spread(&wt);
         assert!(matches!(
-            narrow.forward(&kern, s.view(), &w, None, &mut y, &mut ws),
+            narrow.forward(&kern, s.view(), &w_strided, None, &mut y, &mut ws),
             Err(Error::InvalidParameter {
                 name: "row_stride",
                 ..
@@ -802,6 +813,11 @@ fn a_row_stride_moves_the_rows_and_nothing_else() {
         assert!(
             layer
                 .backward(&kern, s.view(), &dy, &mut g, None, false, &mut ws)
+                .is_err()
+        );
+        assert!(
+            layer
+                .backward_transposed(&kern, x_t, &dy, &mut g, None, false, &mut ws)
                 .is_err()
         );
         assert!(y.iter().all(|&v| v == 7.0) && g.iter().all(|&v| v == 3.0));

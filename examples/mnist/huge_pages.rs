@@ -10,7 +10,8 @@
 //! Advice changes how memory is backed, never what it holds; where the kernel has no
 //! huge pages to give, the buffer simply stays on small ones.
 
-/// Huge pages are this large and this aligned (x86_64, and aarch64 with 4 KiB pages).
+/// Huge pages are this large and this aligned (x86_64, and aarch64 with 4 KiB pages;
+/// elsewhere the advice covers fewer pages, or is refused).
 #[cfg(target_os = "linux")]
 const HUGE_PAGE: usize = 2 << 20;
 
@@ -37,15 +38,16 @@ fn advise<T>(v: &Vec<T>) {
     let end = start.saturating_add(v.capacity().saturating_mul(size_of::<T>()));
     // Only whole huge pages can be backed by one; their bounds are page-aligned for
     // any base page size.
-    let (lo, hi) = (
-        start.next_multiple_of(HUGE_PAGE),
-        end / HUGE_PAGE * HUGE_PAGE,
-    );
+    let lo = start
+        .checked_next_multiple_of(HUGE_PAGE)
+        .unwrap_or(usize::MAX);
+    let hi = end / HUGE_PAGE * HUGE_PAGE;
     if hi > lo {
+        let at = v.as_ptr().wrapping_byte_add(lo - start).cast_mut();
         // SAFETY: [lo, hi) lies inside the vector's allocation, which this process
         // owns and nothing else maps; the advice touches no byte of it. A refusal
         // (a kernel without transparent huge pages) only leaves the pages small.
-        let _ = unsafe { madvise(lo as *mut core::ffi::c_void, hi - lo, MADV_HUGEPAGE) };
+        let _ = unsafe { madvise(at.cast(), hi - lo, MADV_HUGEPAGE) };
     }
 }
 

@@ -67,7 +67,7 @@ impl Net {
     }
 
     /// Switches the first layer to the sparse-input form: the same weights, W1 stored
-    /// transposed.
+    /// transposed with rows on cache lines (`SparseLinear::line_row_stride`).
     pub fn make_sparse(&mut self) {
         if self.sparse.is_some() {
             return;

@@ -104,10 +104,16 @@ impl SparseLinear {
     /// `out_features` rounded up to 16 floats: with this row stride and `weight_t` on
     /// a 64-byte boundary, every row of W^T starts on a cache line. The forward
     /// product loads a row of W^T per stored input, and a load across two lines costs
-    /// about two: on Sapphire Rapids the lesson's forward product took 1/1.2 of the
-    /// time with rows of 208 floats instead of 200 (BENCHMARKS.md).
+    /// about two: on Sapphire Rapids the lesson's forward product at 19% density took
+    /// 167.7 us with rows of 208 floats against 202.0 us with rows of 200
+    /// (`cargo bench --bench sparse`). A weight so laid out is never copied onto lines
+    /// (see [`fast_workspace_len`](Self::fast_workspace_len)).
     pub fn line_row_stride(&self) -> usize {
-        self.out_features.next_multiple_of(16)
+        // (Past usize::MAX - 15 no stride fits in memory: out_features, refused
+        // with the length anyway.)
+        self.out_features
+            .checked_next_multiple_of(16)
+            .unwrap_or(self.out_features)
     }
 
     /// The length of `weight_t` and of its gradient: `in_features * row_stride`
@@ -146,9 +152,11 @@ impl SparseLinear {
     /// The workspace, in f32, with which every method at `batch` samples may take its
     /// fastest path: [`workspace_len`](Self::workspace_len) plus room to copy W^T
     /// (the forward products) or dy (`backward_transposed` without `accumulate`) onto
-    /// 64-byte lines. The copy is made only where a vector is a line (AVX-512) and the
-    /// sparse input reads each row of the operand many times, as the weight gradient
-    /// by columns does; the bits are the same with or without it.
+    /// 64-byte lines. The copy is made only where a vector is a line (AVX-512), the
+    /// operand's rows are not on lines already (as W^T's are with
+    /// [`line_row_stride`](Self::line_row_stride) on an aligned buffer), and the sparse
+    /// input reads each row of the operand many times, as the weight gradient by
+    /// columns does; the bits are the same with or without it.
     ///
     /// ```
     /// use mlp_kernels::SparseLinear;

@@ -199,6 +199,9 @@ pub extern "C" fn mlp_kernels_smoke() -> u32 {
                 let layer = SparseLinear::new(opaque(3), opaque(2))
                     .with_normalisation(opaque(0.5), opaque(-0.25));
                 let _ = opaque(layer.workspace_len());
+                let _ = opaque(layer.line_row_stride());
+                let layer = layer.with_row_stride(opaque(2));
+                let _ = opaque(layer.weight_t_len());
                 fail(layer.forward(&k, s, wl, Some(bl), yl, ws));
                 fail(layer.backward(
                     &k,
