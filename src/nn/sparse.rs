@@ -106,18 +106,18 @@ impl SparseLinear {
     /// product loads a row of W^T per stored input, and a load across two lines costs
     /// about two: on Sapphire Rapids the lesson's forward product at 19% density took
     /// 167.7 us with rows of 208 floats against 202.0 us with rows of 200
-    /// (`cargo bench --bench sparse`). A weight so laid out is never copied onto lines
-    /// (see [`fast_workspace_len`](Self::fast_workspace_len)).
+    /// (`cargo bench --bench sparse`). A weight so laid out, on an aligned buffer, is
+    /// never copied onto lines (see [`fast_workspace_len`](Self::fast_workspace_len)).
     pub fn line_row_stride(&self) -> usize {
-        // (Past usize::MAX - 15 no stride fits in memory: out_features, refused
-        // with the length anyway.)
+        // (Near usize::MAX no such weight fits in memory: then out_features, whose
+        // weight length the methods refuse anyway.)
         self.out_features
             .checked_next_multiple_of(16)
             .unwrap_or(self.out_features)
     }
 
     /// The length of `weight_t` and of its gradient: `in_features * row_stride`
-    /// (saturating; such a length is refused).
+    /// (saturating at `usize::MAX`, which the methods refuse).
     pub fn weight_t_len(&self) -> usize {
         self.in_features.saturating_mul(self.row_stride)
     }
