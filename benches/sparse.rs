@@ -20,7 +20,9 @@ use std::time::Duration;
 
 use aligned::Floats;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use mlp_kernels::{CsrRef, Kernels, MatMut, MatRef, gemm_workspace_len, sparse_gemm_workspace_len};
+use mlp_kernels::{
+    CsrRef, Kernels, MatMut, MatRef, SparseLinear, gemm_workspace_len, sparse_gemm_workspace_len,
+};
 
 /// A reproducible uniform in [0, 1) (SplitMix64).
 struct Mix(u64);
@@ -72,7 +74,7 @@ fn sparse(c: &mut Criterion) {
     let wt = data(inp * out, 1, 0); // W^T, in x out
     let wt_skewed = data(inp * out, 1, 4);
     // W^T's rows 208 floats apart, each on a line (`SparseLinear::line_row_stride`).
-    let lined = out.next_multiple_of(16);
+    let lined = SparseLinear::new(inp, out).line_row_stride();
     let wt_lined = data(inp * lined, 1, 0);
     let dy = data(batch_rows * out, 2, 0);
     for density in [0.05, 0.19, 0.35, 0.5] {

@@ -77,13 +77,8 @@ impl Net {
             .with_normalisation(NORM_SCALE, NORM_SHIFT)
             .with_threads(l.threads);
         let sl = sl.with_row_stride(sl.line_row_stride());
-        let w_t = transpose(&self.w[0], l.out_features, l.in_features);
-        let mut padded = Floats::zeros(sl.weight_t_len());
-        let rows = padded.chunks_exact_mut(sl.row_stride);
-        for (row, w_row) in rows.zip(w_t.chunks_exact(l.out_features)) {
-            row.iter_mut().zip(w_row).for_each(|(w, &v)| *w = v);
-        }
-        self.w[0] = padded;
+        let (o, i) = (l.out_features, l.in_features);
+        self.w[0] = Floats::from_slice(&transpose(&self.w[0], o, i, (i, sl.row_stride)));
         // Zero between the rows, and so they stay: the layer never writes there, and
         // SGD moves a weight by its gradient and momentum, both 0.
         self.gw[0] = Floats::zeros(sl.weight_t_len());
@@ -96,12 +91,8 @@ impl Net {
         let l = self.layers[0];
         match self.sparse {
             Some(sl) => {
-                let rows = self.w[0].chunks_exact(sl.row_stride);
-                let w_t: Vec<f32> = rows
-                    .flat_map(|r| r.iter().take(l.out_features))
-                    .copied()
-                    .collect();
-                transpose(&w_t, l.in_features, l.out_features)
+                let (o, i) = (l.out_features, l.in_features);
+                transpose(&self.w[0], i, o, (sl.row_stride, i))
             }
             None => self.w[0].to_vec(),
         }
@@ -185,12 +176,18 @@ impl Net {
     }
 }
 
-/// `rows x cols` row-major `a`, transposed.
-fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut t = vec![0.0; a.len()];
-    for (i, row) in a.chunks_exact(cols).enumerate() {
-        for (j, &v) in row.iter().enumerate() {
-            t[j * rows + i] = v;
+/// `rows x cols` `a` (rows `a_stride` floats apart) transposed: `cols` rows of `rows`
+/// floats, `t_stride` apart, zeros between them.
+fn transpose(
+    a: &[f32],
+    rows: usize,
+    cols: usize,
+    (a_stride, t_stride): (usize, usize),
+) -> Vec<f32> {
+    let mut t = vec![0.0; cols * t_stride];
+    for (i, row) in a.chunks(a_stride).take(rows).enumerate() {
+        for (j, &v) in row.iter().take(cols).enumerate() {
+            t[j * t_stride + i] = v;
         }
     }
     t
