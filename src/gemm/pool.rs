@@ -7,6 +7,12 @@
 //! A job is a `&dyn Fn(usize) + Sync` run for parts 0..n: the caller runs parts too
 //! and returns only when every part is finished, so the borrow the job carries
 //! outlives every use (the same contract as `std::thread::scope`).
+//!
+//! The caller takes part 0 first and worker w part w + 1, when still free; the rest
+//! go to whoever asks. Kernels cut the same way step after step, so a thread then
+//! meets again, in its own L2, the block of a weight or an activation it worked on
+//! in the last call. First come, first served scattered that: the MNIST example on
+//! two threads ran 2-4% slower (BENCHMARKS.md).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
@@ -19,6 +25,8 @@ struct State {
     job: Option<Job>,
     parts: usize,
     next: usize,
+    /// Parts below 64 already claimed, so that a thread can take its own part first.
+    taken: u64,
     /// Workers asleep on `wake`: a job is announced by a wake-up only when one is, as
     /// the wake is a system call and a training step publishes jobs by the dozen.
     sleeping_workers: usize,
@@ -56,6 +64,7 @@ fn pool() -> &'static Pool {
             job: None,
             parts: 0,
             next: 0,
+            taken: 0,
             sleeping_workers: 0,
             caller_sleeps: false,
         }),
@@ -88,7 +97,10 @@ pub(crate) fn ensure_workers(n: usize) {
     while p.workers.load(Ordering::Acquire) < n {
         let spawned = std::thread::Builder::new()
             .name("mlp-kernels-gemm".into())
-            .spawn(move || worker(pool()));
+            .spawn({
+                let id = p.workers.load(Ordering::Acquire);
+                move || worker(pool(), id)
+            });
         if spawned.is_err() {
             // No more threads to be had: the caller runs the remaining parts itself.
             return;
@@ -102,19 +114,36 @@ pub(crate) fn ensure_workers(n: usize) {
     }
 }
 
-/// Claims the next part of job `generation`, or None when it has none left.
-fn claim(p: &Pool, generation: u64) -> Option<(Job, usize)> {
+/// Claims part `own` of job `generation` if it is still free, else the next free one;
+/// None when none is left.
+fn claim(p: &Pool, generation: u64, own: usize) -> Option<(Job, usize)> {
     let mut s = p.state.lock().unwrap_or_else(|e| e.into_inner());
-    if s.generation != generation || s.next >= s.parts {
+    if s.generation != generation {
         return None;
     }
-    let i = s.next;
-    s.next += 1;
+    let bit = |i: usize| if i < 64 { 1u64 << i } else { 0 };
+    let i = if own < s.parts.min(64) && s.taken & bit(own) == 0 {
+        own
+    } else {
+        loop {
+            if s.next >= s.parts {
+                return None;
+            }
+            let i = s.next;
+            s.next += 1;
+            if s.taken & bit(i) == 0 {
+                break i;
+            }
+        }
+    };
+    s.taken |= bit(i);
     s.job.map(|j| (j, i))
 }
 
-fn run_parts(p: &Pool, generation: u64) {
-    while let Some((job, i)) = claim(p, generation) {
+/// Runs parts of job `generation` until none is left, part `own` first if free.
+fn run_parts(p: &Pool, generation: u64, mut own: usize) {
+    while let Some((job, i)) = claim(p, generation, own) {
+        own = usize::MAX;
         // SAFETY: the part was claimed under the job's generation, so its caller is
         // still waiting in `run` and the closure is alive.
         let part = std::panic::AssertUnwindSafe(|| unsafe { (*job)(i) });
@@ -137,7 +166,8 @@ fn run_parts(p: &Pool, generation: u64) {
     }
 }
 
-fn worker(p: &'static Pool) {
+/// Worker `id` (0, 1, ...) takes part `id + 1` of a job first, the caller part 0.
+fn worker(p: &'static Pool, id: usize) {
     p.started.fetch_add(1, Ordering::AcqRel);
     let mut seen = 0u64;
     loop {
@@ -160,7 +190,7 @@ fn worker(p: &'static Pool) {
             s.generation
         };
         seen = generation;
-        run_parts(p, generation);
+        run_parts(p, generation, id + 1);
     }
 }
 
@@ -189,6 +219,7 @@ pub(crate) fn run(parts: usize, f: &(dyn Fn(usize) + Sync)) {
         s.job = Some(job);
         s.parts = parts;
         s.next = 0;
+        s.taken = 0;
         p.remaining.store(parts, Ordering::Release);
         p.published.store(s.generation, Ordering::Release);
         // A worker counts itself asleep under this lock before it waits, so one that
@@ -198,7 +229,7 @@ pub(crate) fn run(parts: usize, f: &(dyn Fn(usize) + Sync)) {
     if any_asleep {
         p.wake.notify_all();
     }
-    run_parts(p, generation);
+    run_parts(p, generation, 0);
     // The other parts usually end within microseconds of this one: spin a little,
     // then sleep until the last of them signals.
     let mut spins = 0u32;
@@ -217,5 +248,30 @@ pub(crate) fn run(parts: usize, f: &(dyn Fn(usize) + Sync)) {
     p.state.lock().unwrap_or_else(|e| e.into_inner()).job = None;
     if let Some(payload) = p.panic.lock().unwrap_or_else(|e| e.into_inner()).take() {
         std::panic::resume_unwind(payload);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ensure_workers, run};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Every part runs once and only once, whether a thread takes it as its own part
+    /// or from the run of the rest: fewer parts than threads, as many, more, and past
+    /// the 64 parts that `taken` records.
+    #[test]
+    fn each_part_runs_exactly_once() {
+        ensure_workers(3);
+        for parts in [2, 3, 4, 5, 17, 63, 64, 65, 130] {
+            for _ in 0..50 {
+                let runs: Vec<AtomicUsize> = (0..parts).map(|_| AtomicUsize::new(0)).collect();
+                run(parts, &|i| {
+                    runs[i].fetch_add(1, Ordering::Relaxed);
+                });
+                for (i, r) in runs.iter().enumerate() {
+                    assert_eq!(r.load(Ordering::Relaxed), 1, "part {i} of {parts}");
+                }
+            }
+        }
     }
 }
